@@ -1,0 +1,1 @@
+"""Replays: the file format, the streaming recorder, the reader, verification and the viewer."""

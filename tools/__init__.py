@@ -1,0 +1,1 @@
+"""The `pong` command line and its tools."""

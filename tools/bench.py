@@ -1,0 +1,83 @@
+"""`pong bench`: the performance figures of DESIGN.md section 11, each against its target.
+
+Figures are measured, never asserted by tests: timing depends on the machine. Each figure is a
+function returning a number; later subsystems add theirs to `FIGURES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lockstep.game import Game
+from lockstep.rules import Rules
+from lockstep.script import random_inputs
+from tools import exitcodes
+from tools.output import report
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    measure: Callable[[], float]
+    target: float
+    higher_is_better: bool
+    unit: str
+
+    def meets(self, value: float) -> bool:
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+
+def _best_rate(frames: int, repeats: int, run: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return frames / best
+
+
+def sim_fps() -> float:
+    """Steps per second with the hash chain, on a match that never ends (every frame moves)."""
+    rules = Rules(points_to_win=999)
+    frame_inputs = random_inputs(7, 200_000)
+
+    def play() -> None:
+        Game(rules, 7).run(frame_inputs)
+
+    return _best_rate(len(frame_inputs), 3, play)
+
+
+FIGURES: list[Figure] = [
+    Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[f.key for f in FIGURES],
+        metavar="KEY",
+        help="measure only this figure (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    results: dict[str, float] = {}
+    lines = []
+    for figure in FIGURES:
+        if args.only and figure.key not in args.only:
+            continue
+        value = figure.measure()
+        results[figure.key] = round(value, 4)
+        relation = ">=" if figure.higher_is_better else "<="
+        verdict = "ok" if figure.meets(value) else "MISSED"
+        lines.append(
+            f"{figure.key:24} {value:14,.3f} {figure.unit:10} target {relation} {figure.target:,} {verdict}"
+        )
+    report("\n".join(lines), results, args.json)
+    return exitcodes.OK

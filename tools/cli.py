@@ -1,0 +1,55 @@
+"""`pong`: one console script, one sub-command per tool.
+
+Each command lives in its own module with `add_parser(subparsers)` and `run(args) -> int`; modules
+import their heavy dependencies inside `run`, so `pong --help` and the headless commands never
+import pygame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tools import exitcodes
+from tools.exitcodes import CommandError
+from tools.output import fail
+
+# (command, module under tools/, one-line help); order is the order of `pong --help`.
+COMMANDS = (
+    ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
+    ("bench", "bench", "measure the performance figures"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pong",
+        description="Lockstep Pong: deterministic peer-to-peer Pong with verifiable replays.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_name, help_text in COMMANDS:
+        module = importlib.import_module(f"tools.{module_name}")
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except CommandError as exc:
+        fail(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `| head`); nothing left to tell anyone.
+        sys.stderr.close()
+        return exitcodes.OK
+    return code
