@@ -20,6 +20,7 @@ from tools.output import fail
 COMMANDS = (
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
     ("bench", "bench", "measure the performance figures"),
+    ("replay", "replay", "watch, check or describe a replay: play | verify | info FILE"),
 )
 
 

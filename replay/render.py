@@ -1,0 +1,185 @@
+"""Drawing a game state: court, centre line, paddles, ball and big score digits, scaled to a surface.
+
+Pure drawing, shared by every front end (the replay viewer, the live game window, the desync PNG):
+it reads a `State` and never writes one, keeps no state of its own beyond a font cache, and
+imports pygame only when called, so importing this module costs nothing for headless commands.
+
+The court keeps the field's aspect ratio and is centred in the surface; `court_layout` gives the
+mapping from simulation units to pixels, which is also what tests use to find the paddles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lockstep.rules import Rules
+from lockstep.state import State
+
+if TYPE_CHECKING:
+    import pygame
+
+Colour = tuple[int, int, int]
+
+MARGIN: Colour = (24, 24, 24)  # the surface outside the court
+BACKGROUND: Colour = (0, 0, 0)  # the court
+LINE: Colour = (90, 90, 90)  # the dashed centre line
+SCORE: Colour = (150, 150, 150)
+NAME: Colour = (170, 170, 170)
+FOREGROUND: Colour = (255, 255, 255)  # paddles and ball
+
+# Seven-segment digits: which of the segments a (top), b, c (right, top to bottom), d (bottom),
+# e, f (left, bottom to top) and g (middle) are lit.
+_SEGMENTS = ("abcdef", "bc", "abged", "abgcd", "fgbc", "afgcd", "afgedc", "abc", "abcdefg", "abcdfg")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the court sits on a surface, and the units-to-pixels mapping."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    field_w: int
+    field_h: int
+
+    def x(self, units: int) -> int:
+        return self.left + units * self.width // self.field_w
+
+    def y(self, units: int) -> int:
+        return self.top + units * self.height // self.field_h
+
+    def rect(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+        """A box in simulation units as a pixel rectangle (left, top, width, height), at least 1x1."""
+        left, top = self.x(x), self.y(y)
+        return left, top, max(1, self.x(x + w) - left), max(1, self.y(y + h) - top)
+
+
+def court_layout(rules: Rules, width: int, height: int) -> Layout:
+    """The largest court with the field's aspect ratio that fits `width` x `height`, centred."""
+    width = max(1, width)
+    height = max(1, height)
+    if width * rules.field_h <= height * rules.field_w:
+        court_w, court_h = width, max(1, rules.field_h * width // rules.field_w)
+    else:
+        court_w, court_h = max(1, rules.field_w * height // rules.field_h), height
+    left, top = (width - court_w) // 2, (height - court_h) // 2
+    return Layout(left, top, court_w, court_h, rules.field_w, rules.field_h)
+
+
+def paddle_rects(rules: Rules, state: State) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The two paddles in simulation units (x, y, w, h), left then right."""
+    right_x = rules.field_w - rules.paddle_margin - rules.paddle_w
+    return (
+        (rules.paddle_margin, state.paddle_l, rules.paddle_w, rules.paddle_h),
+        (right_x, state.paddle_r, rules.paddle_w, rules.paddle_h),
+    )
+
+
+def ball_rect(rules: Rules, state: State) -> tuple[int, int, int, int]:
+    return state.ball_x, state.ball_y, rules.ball_size, rules.ball_size
+
+
+def draw_state(
+    surface: pygame.Surface,
+    rules: Rules,
+    state: State,
+    names: tuple[str, str] | None = None,
+    score: bool = True,
+) -> Layout:
+    """Draw `state` onto the whole of `surface` and return the layout used."""
+    import pygame
+
+    layout = court_layout(rules, surface.get_width(), surface.get_height())
+    surface.fill(MARGIN)
+    court = pygame.Rect(layout.left, layout.top, layout.width, layout.height)
+    surface.fill(BACKGROUND, court)
+
+    digit_h = max(5, layout.height // 8)
+    if score:
+        centre = layout.left + layout.width // 2
+        gap = max(4, layout.width // 24)
+        top = layout.top + max(2, layout.height // 24)
+        draw_number(surface, state.score_l, centre - gap, top, digit_h, SCORE, align_right=True)
+        draw_number(surface, state.score_r, centre + gap, top, digit_h, SCORE, align_right=False)
+
+    # Dashed centre line.
+    line_w = max(1, layout.width // 160)
+    dash = max(2, layout.height // 30)
+    x = layout.left + (layout.width - line_w) // 2
+    for y in range(layout.top, layout.top + layout.height, 2 * dash):
+        surface.fill(LINE, pygame.Rect(x, y, line_w, min(dash, layout.top + layout.height - y)))
+
+    if names:
+        size = max(10, layout.height // 20)
+        pad = max(2, layout.width // 80)
+        draw_text(surface, names[0], layout.left + pad, layout.top + pad, size, NAME)
+        draw_text(surface, names[1], layout.left + layout.width - pad, layout.top + pad, size, NAME, "right")
+
+    for paddle in paddle_rects(rules, state):
+        surface.fill(FOREGROUND, pygame.Rect(layout.rect(*paddle)))
+    surface.fill(FOREGROUND, pygame.Rect(layout.rect(*ball_rect(rules, state))))
+    return layout
+
+
+def draw_number(
+    surface: pygame.Surface, value: int, x: int, y: int, height: int, colour: Colour, align_right: bool
+) -> int:
+    """Seven-segment digits `height` px tall starting (or, with `align_right`, ending) at x; returns
+    the width drawn. No font needed, so the score looks the same everywhere."""
+    text = str(max(0, value))
+    width = max(3, height // 2)
+    gap = max(1, height // 5)
+    total = len(text) * width + (len(text) - 1) * gap
+    left = x - total if align_right else x
+    for i, ch in enumerate(text):
+        _draw_digit(surface, int(ch), left + i * (width + gap), y, width, height, colour)
+    return total
+
+
+def _draw_digit(surface: pygame.Surface, digit: int, x: int, y: int, w: int, h: int, colour: Colour) -> None:
+    import pygame
+
+    t = max(1, h // 8)
+    half = h // 2
+    boxes = {
+        "a": (x, y, w, t),
+        "b": (x + w - t, y, t, half + t // 2 + 1),
+        "c": (x + w - t, y + half - t // 2, t, h - half + t // 2),
+        "d": (x, y + h - t, w, t),
+        "e": (x, y + half - t // 2, t, h - half + t // 2),
+        "f": (x, y, t, half + t // 2 + 1),
+        "g": (x, y + half - t // 2, w, t),
+    }
+    for segment in _SEGMENTS[digit]:
+        surface.fill(colour, pygame.Rect(boxes[segment]))
+
+
+_fonts: dict[int, Any] = {}
+_font_failed = False
+
+
+def draw_text(
+    surface: pygame.Surface, text: str, x: int, y: int, size: int, colour: Colour, align: str = "left"
+) -> int:
+    """Text with pygame's default font (anchored at its left, or right with align="right"); returns
+    the width drawn, 0 where no font is available (text is decoration: drawing goes on without)."""
+    global _font_failed
+    if _font_failed or not text:
+        return 0
+    import pygame
+
+    try:
+        if not pygame.font.get_init():
+            pygame.font.init()
+        font = _fonts.get(size)
+        if font is None:
+            font = _fonts[size] = pygame.font.Font(None, size)
+        image = font.render(text, True, colour)
+    except (pygame.error, OSError, ImportError, NotImplementedError):
+        _font_failed = True
+        return 0
+    left = x - image.get_width() if align == "right" else x
+    surface.blit(image, (left, y))
+    return int(image.get_width())

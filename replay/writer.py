@@ -1,0 +1,231 @@
+"""The streaming replay recorder: fed one confirmed frame at a time, crash-safe by construction.
+
+    with ReplayWriter(path, rules, seed, input_delay, ("alice", "bob"), int(time.time())) as rec:
+        for frame_input in confirmed_inputs:
+            rec.add_frame(frame_input, game.advance(frame_input))
+        rec.finish("finished")
+
+Every chunk (60 frames, about a second of play) is written and flushed to the operating system as
+soon as it is complete, so a crash of the process loses at most the frames of the current chunk.
+`finish(reason)` writes the pending frames and the footer; `close()` (or leaving the `with` block
+without `finish`) writes the pending frames without a footer, which readers report as truncated.
+
+Disk failures (full disk, removed directory, ...) raise `ReplayWriteError`, the only exception a
+caller has to catch; after one, the writer is closed and every later call raises it again.
+Programming errors (an input byte above 15, a chain that is not 8 bytes) raise `ValueError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import zlib
+from types import TracebackType
+from typing import BinaryIO, NoReturn
+
+from lockstep.chain import CHAIN_SIZE, chain_start
+from lockstep.rules import Rules, rules_id
+from replay.format import (
+    BODY_FIXED,
+    CRC,
+    DEFAULT_CHUNK_FRAMES,
+    FOOTER_FIXED,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_CHUNK_FRAMES,
+    MAX_DELAY_FRAMES,
+    MAX_NAME_BYTES,
+    MAX_REASON_BYTES,
+    PREFIX,
+    TAG_CHUNK,
+    TAG_END,
+    VALID_INPUT_MAX,
+    check_byte,
+    record_head,
+)
+
+
+class ReplayWriteError(Exception):
+    """The replay could not be written (an `OSError` underneath); the message names the file."""
+
+
+def encode_header(
+    rules: Rules,
+    seed: int,
+    input_delay: int,
+    names: tuple[str, str],
+    created_unix: int,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+) -> bytes:
+    """The header bytes of a replay; raises `ValueError` for values the format cannot hold."""
+    if not isinstance(rules, Rules):
+        raise ValueError("rules must be a lockstep.rules.Rules")
+    if not 0 <= seed < 1 << 64:
+        raise ValueError("seed must be in 0 .. 2**64-1")
+    if not 0 <= input_delay <= MAX_DELAY_FRAMES:
+        raise ValueError(f"input delay must be 0..{MAX_DELAY_FRAMES} frames")
+    if not -(1 << 63) <= created_unix < 1 << 63:
+        raise ValueError("created_unix out of range")
+    if not 1 <= chunk_frames <= MAX_CHUNK_FRAMES:
+        raise ValueError(f"chunk_frames must be 1..{MAX_CHUNK_FRAMES}")
+    if len(names) != 2:
+        raise ValueError("names must be a pair (left, right)")
+    body = BODY_FIXED.pack(rules_id(rules), seed, input_delay, created_unix, chunk_frames)
+    for name in names:
+        raw = name.encode("utf-8")
+        if len(raw) > MAX_NAME_BYTES:
+            raise ValueError(f"a player name is at most {MAX_NAME_BYTES} bytes of UTF-8")
+        body += bytes((len(raw),)) + raw
+    prefix = struct.pack("<HH", FORMAT_VERSION, len(body))
+    head = MAGIC + PREFIX.pack(FORMAT_VERSION, len(body), check_byte(prefix)) + body
+    return head + CRC.pack(zlib.crc32(head))
+
+
+def encode_record(tag: int, payload: bytes) -> bytes:
+    record = record_head(tag, len(payload)) + payload
+    return record + CRC.pack(zlib.crc32(record))
+
+
+def encode_chunk(frame_inputs: bytes, chain: bytes) -> bytes:
+    return encode_record(TAG_CHUNK, frame_inputs + chain)
+
+
+def encode_footer(frames: int, final_chain: bytes, end_reason: str) -> bytes:
+    return encode_record(TAG_END, FOOTER_FIXED.pack(frames, final_chain) + end_reason.encode("utf-8"))
+
+
+def _check_reason(end_reason: str) -> None:
+    raw = end_reason.encode("utf-8")
+    if not 1 <= len(raw) <= MAX_REASON_BYTES:
+        raise ValueError(f"end reason must be 1..{MAX_REASON_BYTES} bytes of UTF-8")
+
+
+class ReplayWriter:
+    """Records a match to `path` as it is played (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str,
+        rules: Rules,
+        seed: int,
+        input_delay: int,
+        names: tuple[str, str],
+        created_unix: int,
+        *,
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    ) -> None:
+        header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames)
+        self.path = str(path)
+        self.rules = rules
+        self.seed = seed
+        self.chunk_frames = chunk_frames
+        self.frames = 0  # frames added so far
+        self.bytes_written = 0
+        self.finished = False
+        self.closed = False
+        self._pending = bytearray()
+        self._chain = chain_start(rules, seed)
+        self._failure: str | None = None
+        self._file: BinaryIO | None = None
+        try:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - held open for the whole match
+        except OSError as exc:
+            self._fail(exc)
+        self._write(header)
+
+    @property
+    def chain(self) -> bytes:
+        """The last chain value added (the start of the chain before any frame)."""
+        return self._chain
+
+    def add_frame(self, frame_input: int, chain: bytes) -> None:
+        """Record one confirmed frame: both players' packed input and the chain after the frame."""
+        if self._file is None:
+            self._raise_closed()
+        if not 0 <= frame_input <= VALID_INPUT_MAX:
+            raise ValueError(f"frame input must be 0..{VALID_INPUT_MAX}, got {frame_input}")
+        if len(chain) != CHAIN_SIZE:
+            raise ValueError(f"a chain value is {CHAIN_SIZE} bytes, got {len(chain)}")
+        self._pending.append(frame_input)
+        self._chain = bytes(chain)
+        self.frames += 1
+        if len(self._pending) >= self.chunk_frames:
+            self._write_chunk()
+
+    def finish(self, end_reason: str) -> None:
+        """An orderly end: write the pending frames and the footer, then close the file."""
+        _check_reason(end_reason)
+        if self._file is None:
+            self._raise_closed()
+        self._write_chunk()
+        self._write(encode_footer(self.frames, self._chain, end_reason))
+        self.finished = True
+        self.close()
+
+    def close(self) -> None:
+        """Close without a footer (crash-like ends); the frames added so far stay readable.
+
+        Safe to call more than once and after `finish`. Raises `ReplayWriteError` only if the
+        pending frames cannot be written.
+        """
+        if self._file is None:
+            self.closed = True
+            return
+        try:
+            self._write_chunk()
+        finally:
+            file, self._file = self._file, None
+            self.closed = True
+            if file is not None:
+                try:
+                    file.close()
+                except OSError as exc:
+                    self._fail(exc)
+
+    def __enter__(self) -> ReplayWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            # Do not hide the original exception behind a write error of ours.
+            with contextlib.suppress(ReplayWriteError):
+                self.close()
+        else:
+            self.close()
+
+    def _write_chunk(self) -> None:
+        if self._pending:
+            record = encode_chunk(bytes(self._pending), self._chain)
+            self._pending.clear()
+            self._write(record)
+
+    def _write(self, data: bytes) -> None:
+        file = self._file
+        if file is None:
+            self._raise_closed()
+        try:
+            file.write(data)
+            file.flush()
+        except OSError as exc:
+            self._fail(exc)
+        self.bytes_written += len(data)
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        reason = exc.strerror or str(exc)
+        self._failure = f"cannot write replay {self.path}: {reason}"
+        file, self._file = self._file, None
+        self.closed = True
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+        raise ReplayWriteError(self._failure) from exc
+
+    def _raise_closed(self) -> NoReturn:
+        if self._failure is not None:
+            raise ReplayWriteError(self._failure)
+        raise ReplayWriteError(f"replay {self.path} is already closed")
