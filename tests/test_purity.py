@@ -88,3 +88,17 @@ def test_the_core_never_imports_pygame_at_run_time():
         for node in top_level:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             assert not any(n.split(".")[0] == "pygame" for n in names), f"{path} imports pygame at top level"
+
+
+def test_only_the_transport_imports_socket():
+    """All network I/O goes through peer/transport.py (DESIGN.md section 5); everything else is testable."""
+    transport = ROOT / "peer" / "transport.py"
+    offenders = [
+        f"{path.relative_to(ROOT)}:{lineno}"
+        for package in LAYERS
+        for path in modules(package)
+        if path != transport
+        for lineno, root in imported_roots(ast.parse(path.read_text()))
+        if root in ("socket", "socketserver")
+    ]
+    assert offenders == []

@@ -21,6 +21,7 @@ COMMANDS = (
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
     ("bench", "bench", "measure the performance figures"),
     ("replay", "replay", "watch, check or describe a replay: play | verify | info FILE"),
+    ("netsim", "netsim", "a latency/jitter/throttle TCP proxy for trying bad networks"),
 )
 
 
