@@ -50,8 +50,34 @@ def sim_fps() -> float:
     return _best_rate(len(frame_inputs), 3, play)
 
 
+def wire_bytes_per_frame() -> float:
+    """TCP payload per frame per direction over a 10,000-frame match of the in-memory pair.
+
+    Everything the protocol sends counts: handshake, inputs, chain checks, pings, goodbyes.
+    The pair runs on a simulated 60 Hz clock with 20 ms one-way latency.
+    """
+    from lockstep.bots import make_bot
+    from peer.pair import make_pair, run_pair
+
+    frames = 10_000
+    rules = Rules(points_to_win=999, frame_limit=frames)
+    host, joiner = make_pair(rules, 1)
+    run = run_pair(
+        host,
+        joiner,
+        make_bot("tracker", rules, 0).decide,
+        make_bot("tracker", rules, 1).decide,
+        one_way_ms=20,
+        tick_ms=17,
+    )
+    if host.outcome is None or host.outcome.result != "finished":
+        raise RuntimeError(f"the bench match did not finish: {host.outcome}")
+    return (run.to_host.bytes_carried + run.to_joiner.bytes_carried) / 2 / frames
+
+
 FIGURES: list[Figure] = [
     Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
+    Figure("wire_bytes_per_frame", wire_bytes_per_frame, 4, False, "bytes"),
 ]
 
 

@@ -1,0 +1,261 @@
+"""The lockstep engine: when a frame may be simulated, and whether both peers still agree.
+
+No I/O and no clock: the caller feeds it local inputs, the remote peer's inputs and chain checks,
+and drains the events it produces (GGRS-style: nothing is ever called back). The engine owns the
+pure `Game`, so a caller cannot advance a frame without the chain being computed and checked.
+
+Frame numbering: frame f is the step from state f to state f+1 and needs both players' inputs
+for f. Inputs for frames below the delay D are neutral. The local input sampled while the local
+simulation stands at frame f applies to frame f + D, and carries the low `CHAIN_BITS` bits of the
+local chain at frame f, so every input doubles as a chain check of the frame it was sampled at.
+Frame f is simulated only after that sample: each local sample lets the game advance one frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from lockstep.chain import chain_next
+from lockstep.game import Game
+from lockstep.inputs import INPUT_MASK
+from lockstep.rules import TICKS_PER_SECOND, Rules
+from lockstep.state import State
+
+CHAIN_BITS = 13
+CHAIN_BITS_MASK = (1 << CHAIN_BITS) - 1
+MAX_DELAY_FRAMES = 30
+DEFAULT_CHAIN_EVERY = 60  # full 8-byte chain exchanged once per second of play
+
+
+def chain_bits(chain: bytes) -> int:
+    return (chain[0] | chain[1] << 8) & CHAIN_BITS_MASK
+
+
+def auto_delay(rtt_ms: int) -> int:
+    """The smallest input delay that keeps a 60 Hz game stall-free at this RTT, plus one frame.
+
+    An input sent at frame f must arrive before the other peer reaches frame f + D. The joiner
+    starts one one-way trip after the host, so the host's wait for a joiner input is a full round
+    trip; D frames must cover the RTT, rounded up, and one frame of margin absorbs jitter.
+    """
+    if rtt_ms < 0:
+        raise ValueError("rtt_ms must be >= 0")
+    frames = -(-rtt_ms * TICKS_PER_SECOND // 1000)
+    return min(max(frames, 0) + 1, MAX_DELAY_FRAMES)
+
+
+class RemoteAheadError(ValueError):
+    """The peer sent inputs further ahead than an honest peer in lockstep ever can."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalInput:
+    """What the caller must send for a sampled local input."""
+
+    frame: int
+    player_input: int
+    chain_bits: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAdvanced:
+    """Frame `frame - 1` was simulated with `frame_input`; the state is now at `frame`."""
+
+    frame: int
+    frame_input: int
+    chain: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChainToSend:
+    """Send the full chain of `frame` to the peer (every `chain_every` frames)."""
+
+    frame: int
+    chain: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DesyncDetected:
+    """The peer's chain at `frame` differs from ours: the games diverged at or before `frame`.
+
+    `remote` is the peer's full chain when a full check caught it, otherwise its low
+    `remote_bits` bits (little-endian in two bytes).
+    """
+
+    frame: int
+    local: bytes
+    remote: bytes
+    remote_bits: int
+
+
+Event = FrameAdvanced | ChainToSend | DesyncDetected
+
+
+class Engine:
+    def __init__(
+        self,
+        rules: Rules,
+        seed: int,
+        delay_frames: int,
+        local_slot: int,
+        *,
+        chain_every: int = DEFAULT_CHAIN_EVERY,
+        history_frames: int = 120,
+        debug_desync_at: int | None = None,
+    ) -> None:
+        if not 0 <= delay_frames <= MAX_DELAY_FRAMES:
+            raise ValueError(f"input delay must be 0..{MAX_DELAY_FRAMES} frames")
+        if local_slot not in (0, 1):
+            raise ValueError("local slot must be 0 (left) or 1 (right)")
+        if chain_every < 1:
+            raise ValueError("chain_every must be >= 1")
+        self.rules = rules
+        self.delay = delay_frames
+        self.local_slot = local_slot
+        self.chain_every = chain_every
+        # An honest peer is at most D frames ahead of our inputs, and its inputs at most D more.
+        self.max_ahead = 2 * delay_frames + 32
+        self.game = Game(rules, seed)
+        self.debug_desync_at = debug_desync_at
+        self.desync: DesyncDetected | None = None
+        # Input queues aligned with the current frame: index 0 is the input for `self.frame`.
+        self._local: deque[int] = deque([0] * delay_frames)
+        self._remote: deque[int] = deque([0] * delay_frames)
+        # Recent history for chain checks and desync reports: chain and state of each frame.
+        keep = max(history_frames, self.max_ahead + 1)
+        self._chains: deque[bytes] = deque([self.game.chain], maxlen=keep)
+        self._states: deque[State] = deque([self.game.state.copy()], maxlen=keep)
+        self._inputs: deque[int] = deque(maxlen=keep)  # frame inputs of frames in history
+        self._pending_bits: dict[int, int] = {}
+        self._pending_full: dict[int, bytes] = {}
+        self._last_agreed = -1
+        self._events: list[Event] = []
+
+    # -- queries -------------------------------------------------------------------------------
+    @property
+    def frame(self) -> int:
+        return self.game.state.frame
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.game.state.over)
+
+    @property
+    def last_agreed_frame(self) -> int:
+        """The latest frame whose chain the peer confirmed (bits or full); -1 before any."""
+        return self._last_agreed
+
+    def needs_local_input(self) -> bool:
+        # Still true after a desync: our inputs carry our chain, which lets the peer see it too.
+        return not self.finished and len(self._local) <= self.delay
+
+    def waiting_for_remote(self) -> bool:
+        """The next frame has its local input but not the peer's."""
+        return (
+            len(self._local) > self.delay and not self._remote and not self.finished and self.desync is None
+        )
+
+    def chain_at(self, frame: int) -> bytes | None:
+        index = frame - (self.frame - len(self._chains) + 1)
+        return self._chains[index] if 0 <= index < len(self._chains) else None
+
+    def state_at(self, frame: int) -> State | None:
+        index = frame - (self.frame - len(self._states) + 1)
+        return self._states[index].copy() if 0 <= index < len(self._states) else None
+
+    def inputs_before(self, frame: int, count: int) -> list[tuple[int, int]]:
+        """(frame, frame_input) of up to `count` frames before state `frame`, from history."""
+        first_kept = self.frame - len(self._inputs)
+        return [(f, self._inputs[f - first_kept]) for f in range(max(frame - count, first_kept), frame)]
+
+    # -- input ---------------------------------------------------------------------------------
+    def add_local_input(self, player_input: int) -> LocalInput:
+        """Queue the local input for the next frame that needs one; returns what to send."""
+        if not self.needs_local_input():
+            raise RuntimeError("no local input is needed now (check needs_local_input first)")
+        frame = self.frame + len(self._local)
+        player_input &= INPUT_MASK
+        self._local.append(player_input)
+        sampled_at = frame - self.delay
+        chain = self.chain_at(sampled_at)
+        assert chain is not None, "the frame an input is sampled at is always in history"
+        return LocalInput(frame, player_input, chain_bits(chain))
+
+    def add_remote_input(self, player_input: int, remote_chain_bits: int) -> int:
+        """Queue the peer's next input (frames are implicit: TCP keeps them in order)."""
+        frame = self.frame + len(self._remote)
+        if frame > self.frame + self.max_ahead:
+            raise RemoteAheadError(
+                f"peer sent input for frame {frame} while we are at frame {self.frame} "
+                f"(at most {self.max_ahead} frames ahead are allowed)"
+            )
+        self._remote.append(player_input & INPUT_MASK)
+        self._check(frame - self.delay, remote_chain_bits & CHAIN_BITS_MASK, None)
+        return frame
+
+    def add_remote_chain(self, frame: int, chain: bytes) -> None:
+        if frame > self.frame + self.max_ahead:
+            raise RemoteAheadError(f"peer sent a chain check for frame {frame} while we are at {self.frame}")
+        self._check(frame, None, chain)
+
+    # -- simulation ----------------------------------------------------------------------------
+    def advance(self, max_frames: int = 1 << 30) -> list[Event]:
+        """Simulate every frame whose inputs are known (at most `max_frames`); drain events."""
+        local, remote = self._local, self._remote
+        delay = self.delay
+        shift = 2 * self.local_slot  # the local player's bits in the packed frame input
+        done = 0
+        # Frame f runs only once the local input for f + D is sampled: one sample, one step. So the
+        # local side stays D frames ahead and the delay hides the latency, even right at the start.
+        while (
+            len(local) > delay and remote and done < max_frames and not self.finished and self.desync is None
+        ):
+            frame_input = (local.popleft() << shift) | (remote.popleft() << (2 - shift))
+            self._step(frame_input)
+            done += 1
+        events, self._events = self._events, []
+        return events
+
+    def _step(self, frame_input: int) -> None:
+        game = self.game
+        prev_chain = game.chain
+        chain = game.advance(frame_input)
+        frame = game.state.frame
+        if frame == self.debug_desync_at:
+            # Testing aid: make this peer's game diverge right after this frame's step.
+            state = game.state
+            state.ball_y = state.ball_y + 1 if state.ball_y == 0 else state.ball_y - 1
+            chain = game.chain = chain_next(prev_chain, state)
+        self._chains.append(chain)
+        self._states.append(game.state.copy())
+        self._inputs.append(frame_input)
+        self._events.append(FrameAdvanced(frame, frame_input, chain))
+        if frame % self.chain_every == 0 or self.finished:
+            self._events.append(ChainToSend(frame, chain))
+        bits = self._pending_bits.pop(frame, None)
+        full = self._pending_full.pop(frame, None)
+        if bits is not None or full is not None:
+            self._check(frame, bits, full)
+
+    def _check(self, frame: int, bits: int | None, full: bytes | None) -> None:
+        if frame < 0 or self.desync is not None:
+            return
+        local = self.chain_at(frame)
+        if local is None:
+            if frame > self.frame:  # not simulated yet: check when we get there
+                if bits is not None:
+                    self._pending_bits[frame] = bits
+                if full is not None:
+                    self._pending_full[frame] = full
+            return  # older than our history: an honest peer never lags that far behind
+        if full is not None and full != local:
+            self._desync(DesyncDetected(frame, local, full, 64))
+        elif bits is not None and bits != chain_bits(local):
+            self._desync(DesyncDetected(frame, local, bits.to_bytes(2, "little"), CHAIN_BITS))
+        elif frame > self._last_agreed:
+            self._last_agreed = frame
+
+    def _desync(self, event: DesyncDetected) -> None:
+        self.desync = event
+        self._events.append(event)

@@ -1,0 +1,242 @@
+"""One side of a match without I/O: the protocol connection and the lockstep engine glued together.
+
+The TCP session and the in-memory pair both drive a `MatchPeer`: feed it the peer's bytes and the
+time, let it sample local input and advance, then write out `data_to_send()`. It decides how the
+match ends and why (DESIGN section 6), and never touches a socket or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lockstep.engine import (
+    ChainToSend,
+    DesyncDetected,
+    Engine,
+    FrameAdvanced,
+    RemoteAheadError,
+)
+from lockstep.state import State
+from peer.errors import RemoteProtocolError
+from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
+
+InputSource = Callable[[State], int]
+
+# After our goodbye, how long to wait for the peer's (to compare final chains).
+LINGER_MS = 2000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a match ended, from this side."""
+
+    result: str  # one of the reasons of DESIGN section 5
+    detail: str
+    by_remote: bool  # the peer ended it (or went away)
+    frames: int  # frames simulated and confirmed on this side
+    final_chain: bytes | None
+    desync: DesyncDetected | None = None
+
+
+class MatchPeer:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        debug_desync_at: int | None = None,
+        chain_every: int = 60,
+    ) -> None:
+        self.connection = connection
+        self.engine: Engine | None = None
+        self.established: Established | None = None
+        self.outcome: Outcome | None = None
+        self._debug_desync_at = debug_desync_at
+        self._chain_every = chain_every
+        self._remote_end: Ended | None = None
+        self._linger_until: int | None = None
+        self._new_frames: list[FrameAdvanced] = []
+
+    # -- the caller's loop ----------------------------------------------------------------------
+    def receive_data(self, data: bytes, now_ms: int) -> None:
+        self.connection.receive_data(data, now_ms)
+        self._drain_protocol(now_ms)
+
+    def data_to_send(self) -> bytes:
+        return self.connection.data_to_send()
+
+    def update(self, now_ms: int, local_input: InputSource | None, max_frames: int = 1 << 30) -> bool:
+        """One tick: timers, one local input if one is due, then every frame that can run.
+
+        Returns True when it advanced at least one frame. `local_input` is called with the current
+        local state (bots read it; the keyboard ignores it).
+        """
+        if self.outcome is not None:
+            return False
+        self.connection.tick(now_ms)
+        self._drain_protocol(now_ms)
+        engine = self.engine
+        if engine is None or self.outcome is not None:
+            return False
+        if self._linger_until is not None and now_ms >= self._linger_until:
+            self._finish_after_linger()
+            return False
+        # Inputs are still sampled after the peer's goodbye: reaching its final frame may need them.
+        if engine.needs_local_input() and local_input is not None:
+            sent = engine.add_local_input(local_input(engine.game.state))
+            self.connection.send_input(sent.player_input, sent.chain_bits)
+        events = engine.advance(max_frames)
+        advanced = False
+        for event in events:
+            if isinstance(event, FrameAdvanced):
+                self._new_frames.append(event)
+                advanced = True
+            elif isinstance(event, ChainToSend):
+                self.connection.send_chain(event.frame, event.chain)
+            elif isinstance(event, DesyncDetected):
+                self._on_desync(event, now_ms)
+        self._check_end(now_ms)
+        return advanced
+
+    def take_frames(self) -> list[FrameAdvanced]:
+        """Frames simulated since the last call, in order (for the recorder and the screen)."""
+        frames, self._new_frames = self._new_frames, []
+        return frames
+
+    def quit(self, now_ms: int) -> None:
+        """The local player leaves: goodbye `quit`, and the match ends here."""
+        if self.outcome is not None:
+            return
+        frame, chain = self._position()
+        self.connection.send_goodbye("quit", frame, chain, "the other player quit")
+        self._conclude("quit", "you quit", by_remote=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def waiting_for_peer(self) -> bool:
+        """The match is live and the next frame lacks only the peer's input (a stall)."""
+        return self.outcome is None and self.engine is not None and self.engine.waiting_for_remote()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _position(self) -> tuple[int, bytes]:
+        if self.engine is None:
+            return 0, bytes(8)
+        return self.engine.frame, self.engine.game.chain
+
+    def _drain_protocol(self, now_ms: int) -> None:
+        conn = self.connection
+        while self.outcome is None:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                self._conclude(exc.reason, str(exc), by_remote=True)
+                return
+            if event is None:
+                return
+            if isinstance(event, RemoteInput):
+                assert self.engine is not None
+                try:
+                    self.engine.add_remote_input(event.player_input, event.chain_bits)
+                except RemoteAheadError as exc:
+                    conn.fail_remote(str(exc))
+                    self._conclude("protocol_error", str(exc), by_remote=True)
+                    return
+            elif isinstance(event, RemoteChain):
+                assert self.engine is not None
+                try:
+                    self.engine.add_remote_chain(event.frame, event.chain)
+                except RemoteAheadError as exc:
+                    conn.fail_remote(str(exc))
+                    self._conclude("protocol_error", str(exc), by_remote=True)
+                    return
+            elif isinstance(event, Established):
+                self.established = event
+                self.engine = Engine(
+                    event.rules,
+                    event.seed,
+                    event.delay_frames,
+                    event.local_slot,
+                    chain_every=self._chain_every,
+                    debug_desync_at=self._debug_desync_at,
+                )
+            elif isinstance(event, Ended):
+                self._on_ended(event, now_ms)
+
+    def _on_ended(self, ended: Ended, now_ms: int) -> None:
+        engine = self.engine
+        if engine is None or not ended.by_remote:
+            self._conclude(ended.reason, ended.detail, ended.by_remote)
+            return
+        if ended.reason == "finished" and ended.frame is not None:
+            # The peer reached the end; its last inputs are already queued, so we can get there too.
+            self._remote_end = ended
+            engine.advance(0)
+            self._check_end(now_ms)
+            return
+        desync = None
+        if ended.reason == "desync":
+            frame, chain = self._position()
+            self.connection.send_goodbye("desync", frame, chain, "desync reported by the peer")
+            if ended.frame is not None and ended.chain is not None:
+                local = engine.chain_at(ended.frame) or bytes(8)
+                desync = DesyncDetected(ended.frame, local, ended.chain, 64)
+        detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
+        self._conclude(ended.reason, detail, by_remote=True, desync=desync)
+
+    def _on_desync(self, event: DesyncDetected, now_ms: int) -> None:
+        self.connection.send_goodbye("desync", event.frame, event.local, f"desync at frame {event.frame}")
+        self._conclude("desync", f"the games diverged at frame {event.frame}", by_remote=False, desync=event)
+
+    def _check_end(self, now_ms: int) -> None:
+        engine = self.engine
+        if engine is None or self.outcome is not None:
+            return
+        remote_end = self._remote_end
+        if engine.finished:
+            frame, chain = self._position()
+            self.connection.send_goodbye("finished", frame, chain, "match over")
+            if remote_end is not None:
+                self._compare_ends(remote_end)
+            elif self._linger_until is None:
+                self._linger_until = now_ms + LINGER_MS
+        elif remote_end is not None and remote_end.frame is not None and engine.frame >= remote_end.frame:
+            # The peer says the match ended at a frame where ours goes on: the games differ.
+            self._compare_ends(remote_end)
+
+    def _compare_ends(self, remote_end: Ended) -> None:
+        assert self.engine is not None
+        local = self.engine.chain_at(remote_end.frame) if remote_end.frame is not None else None
+        if local is not None and local == remote_end.chain and self.engine.finished:
+            self._conclude("finished", "match over", by_remote=False)
+        else:
+            frame = remote_end.frame or 0
+            self._conclude(
+                "desync",
+                f"the peer's match ended at frame {frame} with a different outcome",
+                by_remote=False,
+                desync=DesyncDetected(frame, local or bytes(8), remote_end.chain or bytes(8), 64),
+            )
+
+    def _finish_after_linger(self) -> None:
+        # Our match is over; the peer never confirmed its end. Ours is still complete and verified
+        # by every chain check up to here.
+        self._conclude("finished", "match over (the peer did not confirm its final frame)", by_remote=False)
+
+    def _conclude(
+        self, result: str, detail: str, by_remote: bool, desync: DesyncDetected | None = None
+    ) -> None:
+        if self.outcome is not None:
+            return
+        if self.engine is not None and desync is None:
+            desync = self.engine.desync
+        frame, chain = self._position()
+        self.outcome = Outcome(result, detail, by_remote, frame, chain if self.engine else None, desync)
+
+
+_REMOTE_DETAIL = {
+    "quit": "the other player quit",
+    "peer_timeout": "the other player timed out",
+}

@@ -1,0 +1,358 @@
+"""Wire messages and their byte encoding (no I/O).
+
+Two shapes share one stream:
+- An input, the message sent every frame, is two bytes with the top bit clear:
+  `0ii ccccc` `cccccccc` — the player's 2 input bits and 13 bits of the sender's chain. Its frame
+  number is implicit (TCP is ordered and the engine counts).
+- Every other message is framed: a tag byte with the top bit set, a little-endian u16 payload
+  length, then the payload. A receiver can skip nothing and trust nothing: every field is checked.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from peer.errors import RemoteProtocolError
+
+MAGIC = b"LSPONG\x00\x01"
+PROTOCOL_VERSION = 1
+NONCE_SIZE = 16
+PROOF_SIZE = 32
+MAX_NAME_BYTES = 32
+MAX_DETAIL_BYTES = 200
+MAX_PAYLOAD = 1024  # no legal message comes near this; anything bigger is refused
+
+REASONS = (
+    "version_mismatch",
+    "rules_mismatch",
+    "auth_failed",
+    "session_full",
+    "handshake_timeout",
+    "protocol_error",
+    "peer_timeout",
+    "quit",
+    "desync",
+    "finished",
+)
+_REASON_CODE = {name: i + 1 for i, name in enumerate(REASONS)}
+
+TAG_HELLO = 1
+TAG_CHALLENGE = 2
+TAG_AUTH = 3
+TAG_WELCOME = 4
+TAG_REFUSE = 5
+TAG_CHAIN = 6
+TAG_PING = 7
+TAG_PONG = 8
+TAG_GOODBYE = 9
+
+_HEADER = struct.Struct("<BH")
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Joiner -> host, first message. Magic and version come first and never change layout."""
+
+    protocol_version: int
+    rules_id: bytes
+    nonce: bytes
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """Host -> joiner: the host's nonce and, with a key, its proof of knowing the key."""
+
+    nonce: bytes
+    key_required: bool
+    proof: bytes  # empty without a key
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Joiner -> host: the joiner's proof (empty without a key)."""
+
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Host -> joiner: the match. The game starts for both sides with this message."""
+
+    seed: int
+    delay_frames: int
+    joiner_slot: int
+    rules_id: bytes
+    rtt_ms: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    player_input: int
+    chain_bits: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    frame: int
+    chain: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """Ends the match; carries the sender's last frame and chain so the ends can be compared."""
+
+    reason: str
+    frame: int
+    chain: bytes
+    detail: str
+
+
+Message = Hello | Challenge | Auth | Welcome | Refuse | Input | ChainCheck | Ping | Pong | Goodbye
+
+
+# -- encoding -------------------------------------------------------------------------------------
+def _text(value: str, limit: int) -> bytes:
+    data = value.encode("utf-8")[:limit]
+    # Never cut a character in half: drop a dangling partial sequence.
+    return data.decode("utf-8", "ignore").encode("utf-8")
+
+
+def _short_bytes(data: bytes) -> bytes:
+    return _U8.pack(len(data)) + data
+
+
+def _framed(tag: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"message payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return _HEADER.pack(0x80 | tag, len(payload)) + payload
+
+
+def encode_input(player_input: int, chain_bits: int) -> bytes:
+    return bytes(((player_input & 3) << 5 | (chain_bits >> 8) & 0x1F, chain_bits & 0xFF))
+
+
+def encode(message: Message) -> bytes:
+    if isinstance(message, Input):
+        return encode_input(message.player_input, message.chain_bits)
+    if isinstance(message, Hello):
+        payload = (
+            MAGIC
+            + _U16.pack(message.protocol_version)
+            + _short_bytes(message.rules_id)
+            + message.nonce
+            + _short_bytes(_text(message.name, MAX_NAME_BYTES))
+        )
+        return _framed(TAG_HELLO, payload)
+    if isinstance(message, Challenge):
+        payload = message.nonce + _U8.pack(int(message.key_required)) + _short_bytes(message.proof)
+        return _framed(TAG_CHALLENGE, payload)
+    if isinstance(message, Auth):
+        return _framed(TAG_AUTH, _short_bytes(message.proof))
+    if isinstance(message, Welcome):
+        payload = (
+            _U64.pack(message.seed)
+            + _U8.pack(message.delay_frames)
+            + _U8.pack(message.joiner_slot)
+            + _U32.pack(message.rtt_ms)
+            + _short_bytes(message.rules_id)
+            + _short_bytes(_text(message.name, MAX_NAME_BYTES))
+        )
+        return _framed(TAG_WELCOME, payload)
+    if isinstance(message, Refuse):
+        payload = _U8.pack(_REASON_CODE[message.reason]) + _text(message.detail, MAX_DETAIL_BYTES)
+        return _framed(TAG_REFUSE, payload)
+    if isinstance(message, ChainCheck):
+        return _framed(TAG_CHAIN, _U64.pack(message.frame) + message.chain)
+    if isinstance(message, Ping):
+        return _framed(TAG_PING, _U32.pack(message.token))
+    if isinstance(message, Pong):
+        return _framed(TAG_PONG, _U32.pack(message.token))
+    if isinstance(message, Goodbye):
+        payload = (
+            _U8.pack(_REASON_CODE[message.reason])
+            + _U64.pack(message.frame)
+            + message.chain
+            + _text(message.detail, MAX_DETAIL_BYTES)
+        )
+        return _framed(TAG_GOODBYE, payload)
+    raise TypeError(f"not a message: {message!r}")
+
+
+# -- decoding -------------------------------------------------------------------------------------
+class _Reader:
+    """Reads fields from one payload; any shortfall or leftover is the peer's fault."""
+
+    def __init__(self, payload: bytes, what: str) -> None:
+        self.data = payload
+        self.pos = 0
+        self.what = what
+
+    def take(self, size: int) -> bytes:
+        end = self.pos + size
+        if end > len(self.data):
+            raise RemoteProtocolError(f"{self.what} message is truncated")
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def u8(self) -> int:
+        return int(self.take(1)[0])
+
+    def u16(self) -> int:
+        return int(_U16.unpack(self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
+
+    def u64(self) -> int:
+        return int(_U64.unpack(self.take(8))[0])
+
+    def short_bytes(self, limit: int) -> bytes:
+        size = self.u8()
+        if size > limit:
+            raise RemoteProtocolError(f"{self.what} field of {size} bytes exceeds {limit}")
+        return self.take(size)
+
+    def text(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RemoteProtocolError(f"{self.what} text is not valid UTF-8") from None
+
+    def reason(self) -> str:
+        code = self.u8()
+        if not 1 <= code <= len(REASONS):
+            raise RemoteProtocolError(f"{self.what} has unknown reason code {code}")
+        return REASONS[code - 1]
+
+    def rest(self) -> bytes:
+        chunk = self.data[self.pos :]
+        self.pos = len(self.data)
+        return chunk
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise RemoteProtocolError(f"{self.what} message has {len(self.data) - self.pos} stray bytes")
+
+
+def hello_version(payload: bytes) -> int:
+    """The protocol version of a hello, readable whatever the rest of its layout is."""
+    r = _Reader(payload, "hello")
+    if r.take(len(MAGIC)) != MAGIC:
+        raise RemoteProtocolError("not a Lockstep Pong peer (bad magic)")
+    return r.u16()
+
+
+def decode_payload(tag: int, payload: bytes) -> Message:
+    if tag == TAG_HELLO:
+        r = _Reader(payload, "hello")
+        version = hello_version(r.take(len(MAGIC) + 2))
+        if version != PROTOCOL_VERSION:
+            # Another version may lay out the rest differently: report only what is stable.
+            return Hello(version, b"", b"", "")
+        hello = Hello(version, r.short_bytes(255), r.take(NONCE_SIZE), r.text(r.short_bytes(MAX_NAME_BYTES)))
+        r.done()
+        return hello
+    if tag == TAG_CHALLENGE:
+        r = _Reader(payload, "challenge")
+        nonce = r.take(NONCE_SIZE)
+        key_flag = r.u8()
+        if key_flag > 1:
+            raise RemoteProtocolError("challenge has a bad key flag")
+        challenge = Challenge(nonce, bool(key_flag), r.short_bytes(PROOF_SIZE))
+        r.done()
+        return challenge
+    if tag == TAG_AUTH:
+        r = _Reader(payload, "auth")
+        auth = Auth(r.short_bytes(PROOF_SIZE))
+        r.done()
+        return auth
+    if tag == TAG_WELCOME:
+        r = _Reader(payload, "welcome")
+        seed, delay, slot, rtt = r.u64(), r.u8(), r.u8(), r.u32()
+        rules_id = r.short_bytes(255)
+        welcome = Welcome(seed, delay, slot, rules_id, rtt, r.text(r.short_bytes(MAX_NAME_BYTES)))
+        r.done()
+        if welcome.joiner_slot not in (0, 1):
+            raise RemoteProtocolError(f"welcome assigns an invalid slot {welcome.joiner_slot}")
+        return welcome
+    if tag == TAG_REFUSE:
+        r = _Reader(payload, "refusal")
+        reason = r.reason()
+        return Refuse(reason, r.text(r.rest()[:MAX_DETAIL_BYTES]))
+    if tag == TAG_CHAIN:
+        r = _Reader(payload, "chain check")
+        check = ChainCheck(r.u64(), r.take(8))
+        r.done()
+        return check
+    if tag in (TAG_PING, TAG_PONG):
+        r = _Reader(payload, "ping")
+        token = r.u32()
+        r.done()
+        return Ping(token) if tag == TAG_PING else Pong(token)
+    if tag == TAG_GOODBYE:
+        r = _Reader(payload, "goodbye")
+        reason, frame, chain = r.reason(), r.u64(), r.take(8)
+        return Goodbye(reason, frame, chain, r.text(r.rest()[:MAX_DETAIL_BYTES]))
+    raise RemoteProtocolError(f"unknown message tag {tag}")
+
+
+class Decoder:
+    """Turns a byte stream, split anywhere, into messages; bounded buffering."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def next_message(self) -> Message | None:
+        """The next complete message, None when more bytes are needed."""
+        buf = self._buffer
+        if not buf:
+            return None
+        first = buf[0]
+        if not first & 0x80:
+            if len(buf) < 2:
+                return None
+            message = Input((first >> 5) & 3, (first & 0x1F) << 8 | buf[1])
+            del buf[:2]
+            return message
+        if len(buf) < _HEADER.size:
+            return None
+        _, size = _HEADER.unpack_from(buf)
+        if size > MAX_PAYLOAD:
+            raise RemoteProtocolError(f"message of {size} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+        end = _HEADER.size + size
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[_HEADER.size : end])
+        del buf[:end]
+        return decode_payload(first & 0x7F, payload)

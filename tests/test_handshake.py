@@ -1,0 +1,230 @@
+"""The handshake table: each failure ends with the right reason, on the right side."""
+
+import struct
+
+import pytest
+
+from lockstep.rules import SIM_VERSION, Rules, rules_id
+from peer.errors import LocalProtocolError, RemoteProtocolError
+from peer.messages import PROTOCOL_VERSION, Hello, Refuse, Welcome, encode
+from peer.protocol import (
+    Connection,
+    Ended,
+    Established,
+    HostConfig,
+    JoinerConfig,
+    Phase,
+    Role,
+    Timeouts,
+)
+
+RULES = Rules(points_to_win=3)
+
+
+def host(key=None, now=0, **kw):
+    return Connection(Role.HOST, now, b"h" * 16, host=HostConfig(RULES, 42, 2, key, "Hana", **kw))
+
+
+def joiner(key=None, now=0):
+    return Connection(Role.JOINER, now, b"j" * 16, joiner=JoinerConfig(key, "Jo"))
+
+
+def events_of(conn):
+    out = []
+    while (event := conn.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def handshake(h, j, steps=20):
+    """Move bytes both ways until neither side has anything to say; collect events."""
+    got = {"host": [], "joiner": []}
+    now = 0
+    for _ in range(steps):
+        now += 5
+        for src, dst, name in ((j, h, "host"), (h, j, "joiner")):
+            data = src.data_to_send()
+            if data:
+                dst.receive_data(data, now)
+            got[name] += events_of(dst)
+    return got
+
+
+def only_end(events):
+    ends = [e for e in events if isinstance(e, Ended)]
+    assert len(ends) == 1, events
+    return ends[0]
+
+
+def test_a_good_handshake_establishes_the_same_match_on_both_sides():
+    got = handshake(host(), joiner())
+    (h,) = got["host"]
+    (j,) = got["joiner"]
+    assert isinstance(h, Established) and isinstance(j, Established)
+    assert (h.seed, h.delay_frames, h.rules) == (j.seed, j.delay_frames, j.rules) == (42, 2, RULES)
+    assert {h.local_slot, j.local_slot} == {0, 1}
+    assert (h.remote_name, j.remote_name) == ("Jo", "Hana")
+
+
+def test_a_matching_key_establishes():
+    got = handshake(host(b"secret"), joiner(b"secret"))
+    assert all(isinstance(e[0], Established) for e in got.values())
+
+
+@pytest.mark.parametrize(
+    "host_key, joiner_key, host_by_remote, detail",
+    [
+        (b"right", b"wrong", True, "does not know our key"),  # the joiner catches the host's proof
+        (b"right", None, True, "requires a key"),
+        (None, b"extra", True, "does not use a key"),
+    ],
+)
+def test_key_failures_end_in_auth_failed_on_both_sides(host_key, joiner_key, host_by_remote, detail):
+    got = handshake(host(host_key), joiner(joiner_key))
+    h, j = only_end(got["host"]), only_end(got["joiner"])
+    assert h.reason == j.reason == "auth_failed"
+    assert h.by_remote is host_by_remote and j.by_remote is not host_by_remote
+    assert detail in j.detail
+
+
+def test_a_joiner_that_fakes_its_proof_is_refused_by_the_host():
+    h = host(b"right")
+    j = joiner(b"right")
+    h.receive_data(j.data_to_send(), 1)
+    events_of(h)
+    j.receive_data(h.data_to_send(), 2)
+    events_of(j)
+    sent = bytearray(j.data_to_send())
+    sent[-1] ^= 1  # flip one bit of the joiner's HMAC
+    h.receive_data(bytes(sent), 3)
+    end = only_end(events_of(h))
+    assert end.reason == "auth_failed" and not end.by_remote
+    j.receive_data(h.data_to_send(), 4)
+    assert only_end(events_of(j)).reason == "auth_failed"
+
+
+def test_the_key_never_crosses_the_wire():
+    key = b"correct horse battery staple"
+    h, j = host(key), joiner(key)
+    wire = bytearray()
+    for _ in range(10):
+        for src, dst in ((j, h), (h, j)):
+            data = src.data_to_send()
+            wire += data
+            if data:
+                dst.receive_data(data, 1)
+            events_of(dst)
+    assert key not in wire and key[:8] not in wire
+
+
+def test_version_mismatch_is_refused_and_both_sides_say_which_versions():
+    h = host()
+    payload = b"LSPONG\x00\x01" + struct.pack("<H", PROTOCOL_VERSION + 1) + b"future layout"
+    h.receive_data(bytes([0x81]) + struct.pack("<H", len(payload)) + payload, 1)
+    end = only_end(events_of(h))
+    assert end.reason == "version_mismatch" and not end.by_remote
+    assert f"host {PROTOCOL_VERSION}, joiner {PROTOCOL_VERSION + 1}" in end.detail
+    j = joiner()
+    j.data_to_send()
+    j.receive_data(h.data_to_send(), 2)
+    end = only_end(events_of(j))
+    assert end.reason == "version_mismatch" and end.by_remote and "joiner" in end.detail
+
+
+def test_simulation_version_mismatch_is_a_rules_mismatch():
+    h = host()
+    other_sim = struct.pack("<I", SIM_VERSION + 1) + Rules().encode()
+    h.receive_data(encode(Hello(PROTOCOL_VERSION, other_sim, b"x" * 16, "old")), 1)
+    end = only_end(events_of(h))
+    assert end.reason == "rules_mismatch"
+    assert f"host {SIM_VERSION}, joiner {SIM_VERSION + 1}" in end.detail
+
+
+def test_the_joiner_refuses_rules_it_cannot_play():
+    j = joiner()
+    j.data_to_send()
+    from peer.messages import Challenge
+
+    j.receive_data(encode(Challenge(b"c" * 16, False, b"")), 1)
+    events_of(j)
+    bad_rules = rules_id(Rules())[:4] + b"\xff" * len(Rules().encode())
+    j.receive_data(encode(Welcome(1, 2, 1, bad_rules, 5, "evil")), 2)
+    end = only_end(events_of(j))
+    assert end.reason == "rules_mismatch" and not end.by_remote
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\xff\xff\xff\xff", b"\x81\x03\x00abc", b"SSH-2.0-OpenSSH\r\n"],
+)
+def test_junk_first_bytes_are_a_remote_protocol_error_and_the_host_refuses(junk):
+    h = host()
+    h.receive_data(junk, 1)
+    with pytest.raises(RemoteProtocolError):
+        events_of(h)
+    assert h.phase is Phase.ENDED
+    with pytest.raises(RemoteProtocolError):  # and stays failed
+        h.next_event()
+    reply = h.data_to_send()
+    j = joiner()
+    j.data_to_send()
+    j.receive_data(reply, 2)
+    end = only_end(events_of(j))
+    assert end.reason == "protocol_error" and end.by_remote
+
+
+def test_silence_past_the_deadline_is_a_handshake_timeout_on_the_host():
+    h = Connection(Role.HOST, 0, b"h" * 16, host=HostConfig(RULES, 1), timeouts=Timeouts(handshake_ms=5000))
+    h.tick(4999)
+    assert events_of(h) == []
+    h.tick(5001)
+    end = only_end(events_of(h))
+    assert end.reason == "handshake_timeout" and not end.by_remote
+    assert isinstance(_decode_one(h.data_to_send()), Refuse)
+
+
+def test_a_joiner_whose_host_never_answers_times_out():
+    j = joiner()
+    j.tick(6000)
+    assert only_end(events_of(j)).reason == "handshake_timeout"
+
+
+def test_silence_during_play_is_a_peer_timeout_and_heartbeats_prevent_it():
+    h, j = host(), joiner()
+    handshake(h, j)
+    now = 100
+    for _ in range(20):  # 20 s of an idle but healthy link: pings and pongs keep it alive
+        now += 1000
+        h.tick(now)
+        j.tick(now)
+        for src, dst in ((h, j), (j, h), (h, j)):  # ping, pong, and the other side's pong
+            data = src.data_to_send()
+            if data:
+                dst.receive_data(data, now)
+        assert events_of(h) == [] and events_of(j) == []
+    h.tick(now + 5001)
+    end = only_end(events_of(h))
+    assert end.reason == "peer_timeout" and not end.by_remote
+
+
+def test_local_misuse_is_a_local_protocol_error():
+    with pytest.raises(LocalProtocolError):
+        joiner().send_input(1, 0)
+    with pytest.raises(LocalProtocolError):
+        Connection(Role.HOST, 0, b"short", host=HostConfig(RULES, 1))
+
+
+def test_a_second_hello_is_a_protocol_error():
+    h, j = host(), joiner()
+    hello = j.data_to_send()
+    h.receive_data(hello + hello, 1)
+    with pytest.raises(RemoteProtocolError, match="unexpected hello"):
+        events_of(h)
+
+
+def _decode_one(data):
+    from peer.messages import Decoder
+
+    decoder = Decoder()
+    decoder.feed(data)
+    return decoder.next_message()
