@@ -135,7 +135,7 @@ def parse_replay(data: bytes, name: str = "replay") -> Replay:
         tag, length, check = RECORD_HEAD.unpack_from(data, pos)
         if check != check_byte(data[pos : pos + 3]):
             raise ReplayCorruptError(
-                f"{name}: chunk {chunk} is corrupted: bad record header at byte offset {pos}",
+                f"{name}: chunk {chunk} at byte offset {pos} is corrupted: bad record header",
                 offset=pos,
                 chunk=chunk,
             )
@@ -148,7 +148,8 @@ def parse_replay(data: bytes, name: str = "replay") -> Replay:
         if crc != zlib.crc32(data[pos:end]):
             what = "the footer" if tag == TAG_END else f"chunk {chunk}"
             raise ReplayCorruptError(
-                f"{name}: {what} is corrupted: CRC mismatch over byte offsets {pos}..{end + CRC.size - 1}",
+                f"{name}: {what} at byte offset {pos} is corrupted: CRC mismatch over bytes "
+                f"{pos}..{end + CRC.size - 1}",
                 offset=pos,
                 chunk=chunk,
             )
