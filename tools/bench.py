@@ -75,9 +75,55 @@ def wire_bytes_per_frame() -> float:
     return (run.to_host.bytes_carried + run.to_joiner.bytes_carried) / 2 / frames
 
 
+REPLAY_HOUR_FRAMES = 216_000  # one hour at 60 frames/s
+
+
+def _record_hour_replay(directory: str) -> str:
+    """A one-hour replay of a match that never ends by points, written by the streaming recorder."""
+    import os
+
+    from replay.matches import record_inputs
+
+    path = os.path.join(directory, "hour.replay")
+    frame_inputs = random_inputs(7, REPLAY_HOUR_FRAMES)
+    record_inputs(path, Rules(points_to_win=999), 7, frame_inputs, end_reason="quit")
+    return path
+
+
+def verify_hour_s() -> float:
+    """Seconds to verify a one-hour replay: read the file, re-simulate, check every checkpoint
+    (what `pong replay verify` does; best of 3)."""
+    import tempfile
+
+    from replay.reader import read_replay
+    from replay.verify import verify_replay
+
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _record_hour_replay(tmp)
+        for _ in range(3):
+            start = time.perf_counter()
+            result = verify_replay(read_replay(path))
+            best = min(best, time.perf_counter() - start)
+            if not result.ok or result.frames != REPLAY_HOUR_FRAMES:
+                raise RuntimeError(f"the bench replay did not verify: {result}")
+    return best
+
+
+def replay_bytes_per_frame() -> float:
+    """Replay file size per frame of a one-hour recording (header, chunks and footer included)."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return os.path.getsize(_record_hour_replay(tmp)) / REPLAY_HOUR_FRAMES
+
+
 FIGURES: list[Figure] = [
     Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
     Figure("wire_bytes_per_frame", wire_bytes_per_frame, 4, False, "bytes"),
+    Figure("verify_hour_s", verify_hour_s, 1, False, "s"),
+    Figure("replay_bytes_per_frame", replay_bytes_per_frame, 1.5, False, "bytes"),
 ]
 
 
