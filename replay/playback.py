@@ -12,7 +12,9 @@ whether the replay verifies without a separate pass.
 
 from __future__ import annotations
 
+from lockstep.chain import chain_next
 from lockstep.game import Game, Snapshot
+from lockstep.sim import step
 from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from replay.reader import Replay
@@ -67,14 +69,28 @@ class Playback:
     def build_keyframes(self, budget: int) -> bool:
         """Simulate up to `budget` more frames of the builder; True once the whole replay is done."""
         builder = self._builder
+        state = builder.state
+        chain = builder.chain
+        rules = self.rules
         inputs = self._inputs
         interval = self.keyframe_interval
         checkpoints = self._checkpoints
-        stop = min(self.frames, builder.frame + max(0, budget))
-        while builder.frame < stop:
-            frame = builder.frame
-            chain = builder.advance(inputs[frame])
-            frame += 1
+        _step = step
+        _next = chain_next
+        frame = state.frame
+        stop = min(self.frames, frame + max(0, budget))
+        while frame < stop:
+            # Run straight to the next keyframe, checkpoint or the end of the budget, whichever is first.
+            target = min(stop, (frame // interval + 1) * interval)
+            while self._next_checkpoint < len(checkpoints) and checkpoints[self._next_checkpoint][0] <= frame:
+                self._next_checkpoint += 1
+            if self._next_checkpoint < len(checkpoints):
+                target = min(target, checkpoints[self._next_checkpoint][0])
+            for frame_input in inputs[frame:target]:
+                _step(state, rules, frame_input)
+                chain = _next(chain, state)
+            frame = target
+            builder.chain = chain
             if frame % interval == 0:
                 self._keyframes.append(builder.save())
             while self._next_checkpoint < len(checkpoints) and checkpoints[self._next_checkpoint][0] <= frame:

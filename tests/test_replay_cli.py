@@ -155,3 +155,8 @@ def test_headless_replay_commands_do_not_import_pygame(match):
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip().splitlines()[-1] == "CLEAN"
+
+
+def test_bench_reports_the_replay_size_per_frame(capsys):
+    assert main(["bench", "--only", "replay_bytes_per_frame", "--json"]) == 0
+    assert 1 <= last_json(capsys.readouterr().out)["replay_bytes_per_frame"] <= 1.5
