@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from lockstep.chain import chain_next
 from lockstep.game import Game, Snapshot
-from lockstep.sim import step
 from lockstep.rules import TICKS_PER_SECOND
+from lockstep.sim import step
 from lockstep.state import State
 from replay.reader import Replay
 
