@@ -12,7 +12,8 @@ without `finish`) writes the pending frames without a footer, which readers repo
 
 Disk failures (full disk, removed directory, ...) raise `ReplayWriteError`, the only exception a
 caller has to catch; after one, the writer is closed and every later call raises it again.
-Programming errors (an input byte above 15, a chain that is not 8 bytes) raise `ValueError`.
+Programming errors (an input byte above 15, a chain that is not 8 bytes, a seed or delay out of
+range) raise `ValueError`. Player names longer than 255 bytes of UTF-8 are cut, never refused.
 """
 
 from __future__ import annotations
@@ -72,9 +73,7 @@ def encode_header(
         raise ValueError("names must be a pair (left, right)")
     body = BODY_FIXED.pack(rules_id(rules), seed, input_delay, created_unix, chunk_frames)
     for name in names:
-        raw = name.encode("utf-8")
-        if len(raw) > MAX_NAME_BYTES:
-            raise ValueError(f"a player name is at most {MAX_NAME_BYTES} bytes of UTF-8")
+        raw = utf8_prefix(name, MAX_NAME_BYTES)
         body += bytes((len(raw),)) + raw
     prefix = struct.pack("<HH", FORMAT_VERSION, len(body))
     head = MAGIC + PREFIX.pack(FORMAT_VERSION, len(body), check_byte(prefix)) + body
@@ -91,13 +90,17 @@ def encode_chunk(frame_inputs: bytes, chain: bytes) -> bytes:
 
 
 def encode_footer(frames: int, final_chain: bytes, end_reason: str) -> bytes:
-    return encode_record(TAG_END, FOOTER_FIXED.pack(frames, final_chain) + end_reason.encode("utf-8"))
+    reason = utf8_prefix(end_reason, MAX_REASON_BYTES) or b"unknown"
+    return encode_record(TAG_END, FOOTER_FIXED.pack(frames, final_chain) + reason)
 
 
-def _check_reason(end_reason: str) -> None:
-    raw = end_reason.encode("utf-8")
-    if not 1 <= len(raw) <= MAX_REASON_BYTES:
-        raise ValueError(f"end reason must be 1..{MAX_REASON_BYTES} bytes of UTF-8")
+def utf8_prefix(text: str, limit: int) -> bytes:
+    """`text` as UTF-8, cut to at most `limit` bytes at a character boundary (never raises: a long
+    or odd name must not cost a recording)."""
+    raw = str(text).encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
 class ReplayWriter:
@@ -153,8 +156,10 @@ class ReplayWriter:
             self._write_chunk()
 
     def finish(self, end_reason: str) -> None:
-        """An orderly end: write the pending frames and the footer, then close the file."""
-        _check_reason(end_reason)
+        """An orderly end: write the pending frames and the footer, then close the file.
+
+        `end_reason` is one of the reasons of DESIGN.md section 5 (`finished`, `quit`, `desync`,
+        `peer_timeout`, ...); it is stored as at most 64 bytes of UTF-8, "unknown" when empty."""
         if self._file is None:
             self._raise_closed()
         self._write_chunk()

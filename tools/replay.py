@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="watch a replay in a window",
         description=(
             "Watch a replay. Space play/pause, Left/Right step a frame (Shift: a second), Up/Down speed "
-            "x1/4..x8, PgUp/PgDn ten seconds, Home/End, 0-9 seek to 0%%..90%%, click the timeline to "
+            "x1/4..x8, PgUp/PgDn ten seconds, Home/End, 0-9 seek to 0%..90%, click the timeline to "
             "seek, Esc/Q quit."
         ),
     )
