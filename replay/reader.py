@@ -90,6 +90,8 @@ def read_replay(path: str | os.PathLike[str]) -> Replay:
     """Read and check a replay file (see the module docstring); raises `ReplayError`."""
     name = os.fspath(path)
     try:
+        if not stat.S_ISREG(os.stat(name).st_mode):  # before open(): opening a FIFO would block
+            raise ReplayError(f"cannot read replay {name}: not a regular file")
         with open(name, "rb") as file:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import tempfile
 import zlib
@@ -365,6 +366,14 @@ def test_other_files_are_refused_clearly(tmp_path):
         read_replay(tmp_path / "missing.replay")
     with pytest.raises(ReplayError, match=r"not a regular file|directory"):
         read_replay(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.replay"
+    os.mkfifo(fifo)
+    with pytest.raises(ReplayError, match="not a regular file"):
+        read_replay(fifo)
 
 
 # --- versions ------------------------------------------------------------------------------------
