@@ -37,6 +37,16 @@ from replay.format import (
     check_byte,
 )
 
+__all__ = [
+    "Footer",
+    "Replay",
+    "ReplayCorruptError",
+    "ReplayError",
+    "ReplayVersionError",
+    "parse_replay",
+    "read_replay",
+]
+
 
 @dataclass(frozen=True)
 class Footer:
