@@ -111,6 +111,9 @@ class Stream:
                       "connection reset by peer", "nobody is listening on 127.0.0.1:7777",
                       "closed locally", ...
       connecting      True while a `start_connect` connection is not yet established.
+      established     True once the TCP connection was made (at once for accepted and `connect`ed
+                      streams), and it stays True after the end: `closed and not established` means
+                      the connection attempt failed (refused, timed out), not that the peer left.
       bytes_sent      TCP payload bytes handed to the kernel so far.
       bytes_received  TCP payload bytes read so far.
       reading         Set it to False to stop reading (back-pressure): `pump` then only writes and a
@@ -135,6 +138,7 @@ class Stream:
         self._first_connect_error = 0
         self.peer = peer
         self.connecting = connecting
+        self.established = not connecting
         self.closed = False
         self.close_reason: str | None = None
         self.bytes_sent = 0
@@ -209,9 +213,10 @@ class Stream:
             try:
                 self._sock.shutdown(socket.SHUT_WR)
                 # Read what already arrived so the close is a FIN, not a reset that might destroy
-                # the last bytes we sent before the peer read them.
-                while self._sock.recv(_READ_CHUNK):
-                    pass
+                # the last bytes we sent before the peer read them (bounded: the peer may flood).
+                for _ in range(_MAX_READ_PER_PUMP // _READ_CHUNK):
+                    if not self._sock.recv(_READ_CHUNK):
+                        break
             except OSError:
                 pass
             self._end("closed locally")
@@ -301,6 +306,7 @@ class Stream:
             code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code == 0:
                 self.connecting = False
+                self.established = True
                 self._connect_deadline = 0.0
                 return False
             self._first_connect_error = self._first_connect_error or code

@@ -176,6 +176,27 @@ def test_several_clients_at_once(target):
             read_until_closed(server)
 
 
+def test_it_can_be_driven_step_by_step_without_a_thread(target):
+    sim = NetSim("127.0.0.1", target.port, Impairment(delay_ms=20))
+    try:
+        client = connect("127.0.0.1", sim.port, 2000)  # the kernel completes it before any accept
+        client.send(b"stepped")
+        server, received = None, b""
+        deadline = time.monotonic() + WAIT_S
+        while received != b"stepped":
+            assert time.monotonic() < deadline
+            sim.step(10)
+            client.pump(0)
+            server = server or target.accept()
+            if server is not None:
+                received += server.pump(0)
+        sim.run_for(0.01)
+        assert sim.active_connections == 1
+    finally:
+        sim.close()
+    assert sim.closed and read_until_closed(client) == b""
+
+
 def test_a_proxy_pointed_at_itself_is_refused():
     port = free_port()
     with pytest.raises(ValueError, match="forward to itself"):

@@ -215,9 +215,10 @@ def test_start_connect_queues_bytes_until_connected(listener):
     client.send(b"early")
     server = accept_one(listener)
     assert exchange(client, server, 5) == b"early"
-    assert not client.connecting
-    client.close()
+    assert not client.connecting and client.established and server.established
     server.close()
+    pump_until_closed(client)
+    assert client.established  # it stays: this connection was made, then ended
 
 
 def test_refused_connection_is_one_clear_line():
@@ -232,6 +233,7 @@ def test_start_connect_reports_a_refusal_as_closed():
     stream = start_connect("127.0.0.1", port, 2000)
     pump_until_closed(stream)
     assert stream.close_reason == f"nobody is listening on 127.0.0.1:{port}"
+    assert not stream.established  # a failed attempt, not a peer that left
 
 
 def test_unresolvable_host_is_one_clear_line():

@@ -174,7 +174,6 @@ class _Link:
         self.target = target
         self.up = _Pipe(client, target, imp, random.Random(f"{imp.seed}:{number}:up"), now)
         self.down = _Pipe(target, client, imp, random.Random(f"{imp.seed}:{number}:down"), now)
-        self.target_connected = False
 
     @property
     def done(self) -> bool:
@@ -190,12 +189,11 @@ class _Link:
                 data = pipe.src.pump(0)
                 if data:
                     pipe.push(data, now)
-        if not self.target_connected:
-            if self.target.closed:
+        if self.target.closed and not self.target.established:
+            if not self.client.closed:
                 log(f"connection {self.number}: {self.target.close_reason}; closed the client connection")
                 self.client.close(linger_ms=0)
-                return
-            self.target_connected = not self.target.connecting
+            return
         for pipe in (self.up, self.down):
             pipe.release(now)
             if pipe.src.closed and not pipe.dst.closed and pipe.drained:
@@ -339,7 +337,7 @@ class NetSim:
         self.bytes_up += link.up.forwarded_bytes
         self.bytes_down += link.down.forwarded_bytes
         self.writes += link.up.writes + link.down.writes
-        if link.target_connected:
+        if link.target.established:
             self._log(
                 f"connection {link.number} closed "
                 f"({link.up.forwarded_bytes} bytes up, {link.down.forwarded_bytes} bytes down)"
