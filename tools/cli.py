@@ -18,6 +18,9 @@ from tools.output import fail
 
 # (command, module under tools/, one-line help); order is the order of `pong --help`.
 COMMANDS = (
+    ("host", "host", "host a match: wait for one player on a TCP port"),
+    ("join", "join", "join a match hosted at HOST:PORT"),
+    ("selfplay", "selfplay", "the demo: a bot match between two processes on loopback, verified"),
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
     ("bench", "bench", "measure the performance figures"),
     ("replay", "replay", "watch, check or describe a replay: play | verify | info FILE"),

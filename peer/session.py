@@ -1,0 +1,465 @@
+"""A live match over TCP: the host or joiner loop, its replay, its report and its result.
+
+One thread, non-blocking sockets pumped from the game loop (DESIGN section 6). The `MatchPeer`
+decides everything about the match; this module moves bytes, keeps time, records the replay and
+talks to a `Frontend` (the headless bot driver or the game window).
+
+Time: a fixed 60 Hz timestep (sample input once per tick, advance while the engine allows), or
+`fast` (no pacing: advance as fast as inputs arrive). The host accepts exactly one player; while it
+waits, several handshakes may run at once so that one idle or junk connection cannot block a real
+player, and once a match runs every further connection is refused with `session_full`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lockstep.engine import DesyncDetected
+from lockstep.rules import TICKS_PER_SECOND, Rules
+from lockstep.state import State
+from peer.match import LINGER_MS, MatchPeer, Outcome
+from peer.protocol import (
+    Connection,
+    Established,
+    HostConfig,
+    JoinerConfig,
+    Role,
+    Timeouts,
+)
+from peer.transport import Listener, Poller, Stream, TransportError, start_connect
+from replay.writer import ReplayWriteError, ReplayWriter
+
+TICK_MS = 1000 / TICKS_PER_SECOND
+MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
+MAX_HANDSHAKES = 8  # concurrent handshakes while the host waits for a real player
+CONNECT_TIMEOUT_MS = 5000
+
+# Exit codes (DESIGN section 9), by how the match ended from this side.
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    role: Role
+    host: str = "127.0.0.1"  # joiner: where to connect; host: where to bind
+    port: int = 7777
+    delay_frames: int | None = None  # host only; None = auto from the measured RTT
+    key: bytes | None = None
+    seed: int | None = None  # host only; None = random
+    rules: Rules = field(default_factory=Rules)  # host only; the joiner plays the host's rules
+    record: str | None = None  # replay path; None = a timestamped file in the current directory
+    fast: bool = False
+    name: str = ""
+    debug_desync_at: int | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass
+class View:
+    """What a front end may show; read-only for it."""
+
+    phase: str  # "waiting", "connecting", "handshake", "playing", "ended"
+    message: str = ""
+    state: State | None = None
+    rules: Rules | None = None
+    established: Established | None = None
+    stalled_ms: int = 0
+    stalls: int = 0
+    rtt_ms: int | None = None
+    bytes_per_s: int = 0
+    last_agreed_chain: str = ""
+    outcome: Outcome | None = None
+
+
+class Frontend(Protocol):
+    """Where input comes from and where the match is shown (headless bots or a window)."""
+
+    def started(self, established: Established) -> None: ...
+
+    def local_input(self, state: State) -> int: ...
+
+    def show(self, view: View) -> None: ...
+
+    def quit_requested(self) -> bool: ...
+
+    def finished(self, result: SessionResult) -> None: ...
+
+
+@dataclass
+class SessionResult:
+    result: str
+    detail: str
+    by_remote: bool
+    exit_code: int
+    frames: int = 0
+    final_chain: bytes | None = None
+    score: tuple[int, int] | None = None
+    stalls: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    rtt_ms: int | None = None
+    input_delay: int | None = None
+    replay: str | None = None
+    report: str | None = None
+    local_slot: int | None = None
+    desync: DesyncDetected | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "result": self.result,
+            "detail": self.detail,
+            "frames": self.frames,
+            "final_chain": self.final_chain.hex() if self.final_chain else None,
+            "score": list(self.score) if self.score else None,
+            "stalls": self.stalls,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "rtt_ms": self.rtt_ms,
+            "input_delay": self.input_delay,
+            "replay": self.replay,
+            "report": self.report,
+            "slot": self.local_slot,
+            "desync_frame": self.desync.frame if self.desync else None,
+        }
+
+
+def exit_code_for(outcome: Outcome) -> int:
+    if outcome.result == "finished":
+        return EXIT_OK
+    if outcome.result == "desync":
+        return EXIT_CHECK_FAILED
+    if outcome.result == "quit" and not outcome.by_remote:
+        return EXIT_OK  # the local player chose to leave
+    return EXIT_NETWORK  # refused, peer gone, timeout, bad data
+
+
+def default_replay_path(role: Role, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"pong-{stamp}-{role.value}.replay"
+
+
+def check_record_path(path: str) -> None:
+    """Fail before any network activity when the replay could not be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ReplayWriteError(f"cannot record to {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ReplayWriteError(f"cannot record to {path}: it is a directory")
+    if not os.access(directory, os.W_OK):
+        raise ReplayWriteError(f"cannot record to {path}: directory {directory} is not writable")
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class _Link:
+    """One TCP connection and the match peer speaking over it."""
+
+    def __init__(self, stream: Stream, peer: MatchPeer) -> None:
+        self.stream = stream
+        self.peer = peer
+
+    def pump(self, now_ms: int) -> None:
+        data = self.stream.pump(0)
+        if data:
+            self.peer.receive_data(data, now_ms)
+        if self.stream.closed and not self.peer.finished:
+            self.peer.receive_data(b"", now_ms)
+
+    def flush(self) -> None:
+        out = self.peer.data_to_send()
+        if out:
+            self.stream.send(out)
+            self.stream.flush()
+
+
+class Session:
+    def __init__(
+        self,
+        options: SessionOptions,
+        frontend: Frontend,
+        log: Callable[[str], None],
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.options = options
+        self.frontend = frontend
+        self.log = log
+        self.clock = clock
+        self.record_path = options.record or default_replay_path(options.role)
+        self._writer: ReplayWriter | None = None
+        self._write_error: str | None = None
+        self._stalls = 0
+        self._stalled_since: int | None = None
+        self._stalled_frame = -1
+        self._listener: Listener | None = None
+        self._poller = Poller()
+
+    # -- entry points ---------------------------------------------------------------------------
+    def run(self) -> SessionResult:
+        try:
+            check_record_path(self.record_path)
+        except ReplayWriteError as exc:
+            return SessionResult("quit", str(exc), False, EXIT_USAGE)
+        try:
+            if self.options.role is Role.HOST:
+                return self._run_host()
+            return self._run_joiner()
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+            self._poller.close()
+
+    def _new_peer(self, role: Role) -> MatchPeer:
+        opts = self.options
+        nonce = secrets.token_bytes(16)
+        if role is Role.HOST:
+            seed = opts.seed if opts.seed is not None else secrets.randbits(64)
+            config = HostConfig(opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host")
+            conn = Connection(role, self.clock(), nonce, host=config, timeouts=opts.timeouts)
+        else:
+            joiner = JoinerConfig(opts.key, opts.name or "joiner")
+            conn = Connection(role, self.clock(), nonce, joiner=joiner, timeouts=opts.timeouts)
+        return MatchPeer(conn, debug_desync_at=opts.debug_desync_at)
+
+    # -- host -----------------------------------------------------------------------------------
+    def _run_host(self) -> SessionResult:
+        opts = self.options
+        try:
+            self._listener = Listener(opts.host, opts.port)
+        except TransportError as exc:
+            return SessionResult("quit", str(exc), False, EXIT_NETWORK)
+        where = f"{opts.host}:{self._listener.port}"
+        self.log(f"waiting for a player on {where}")
+        self._poller.add(self._listener)
+        waiting = View("waiting", f"waiting for a player on {where}")
+        handshakes: list[_Link] = []
+        while True:
+            now = self.clock()
+            if self.frontend.quit_requested():
+                for link in handshakes:
+                    link.stream.close(linger_ms=0)
+                return SessionResult("quit", "stopped hosting before anyone joined", False, EXIT_OK)
+            self._accept(handshakes, now)
+            for link in list(handshakes):
+                link.pump(now)
+                link.peer.update(now, None)
+                link.flush()
+                if link.peer.engine is not None:
+                    # A real player: the match is on; everyone else is turned away.
+                    handshakes.remove(link)
+                    for other in handshakes:
+                        self._refuse(other.stream, "another player joined first")
+                    return self._play(link)
+                if link.peer.outcome is not None:
+                    handshakes.remove(link)
+                    outcome = link.peer.outcome
+                    self.log(
+                        f"refused a connection from {link.stream.peer}: {outcome.result} ({outcome.detail})"
+                    )
+                    link.stream.close(linger_ms=200)
+            self.frontend.show(waiting)
+            self._poller.wait(10)
+
+    def _accept(self, handshakes: list[_Link], now: int) -> None:
+        assert self._listener is not None
+        while (stream := self._listener.accept()) is not None:
+            if len(handshakes) >= MAX_HANDSHAKES:
+                self._refuse(stream, "too many players are connecting at once")
+                continue
+            link = _Link(stream, self._new_peer(Role.HOST))
+            handshakes.append(link)
+            self._poller.add(stream)
+
+    def _refuse(self, stream: Stream, detail: str) -> None:
+        conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
+        conn.refuse("session_full", detail)
+        stream.send(conn.data_to_send())
+        stream.close(linger_ms=100)
+
+    # -- joiner ---------------------------------------------------------------------------------
+    def _run_joiner(self) -> SessionResult:
+        opts = self.options
+        try:
+            stream = start_connect(opts.host, opts.port, CONNECT_TIMEOUT_MS)
+        except TransportError as exc:
+            # The peer cannot be reached: the closest reason of the protocol is a timeout.
+            return SessionResult("peer_timeout", str(exc), False, EXIT_NETWORK)
+        self._poller.add(stream)
+        connecting = View("connecting", f"connecting to {opts.host}:{opts.port}")
+        while stream.connecting:
+            if self.frontend.quit_requested():
+                stream.close(linger_ms=0)
+                return SessionResult("quit", "gave up connecting", False, EXIT_OK)
+            self.frontend.show(connecting)
+            self._poller.wait(10)
+            stream.pump(0)
+        if stream.closed:
+            return SessionResult("peer_timeout", stream.close_reason or "cannot connect", False, EXIT_NETWORK)
+        return self._play(_Link(stream, self._new_peer(Role.JOINER)))
+
+    # -- the match ------------------------------------------------------------------------------
+    def _play(self, link: _Link) -> SessionResult:
+        peer = link.peer
+        fast = self.options.fast
+        next_tick = float(self.clock())
+        bytes_mark = (self.clock(), 0)
+        bytes_per_s = 0
+        link.flush()
+        while peer.outcome is None:
+            now = self.clock()
+            if self._listener is not None:
+                while (extra := self._listener.accept()) is not None:
+                    self._refuse(extra, "a match is already in progress")
+            link.pump(now)
+            if self.frontend.quit_requested() and peer.outcome is None:
+                peer.quit(now)
+                break
+            if peer.engine is None:  # the joiner's handshake
+                peer.update(now, None)
+            elif self._writer is None and self._write_error is None:
+                self._start(peer)
+                next_tick = float(now)
+            elif fast:
+                if not peer.update(now, self.frontend.local_input):
+                    self._count_stall(peer, now)
+                else:
+                    self._stalled_since = None
+            else:
+                ticks = 0
+                while now >= next_tick and ticks < MAX_CATCH_UP_TICKS and peer.outcome is None:
+                    if peer.update(now, self.frontend.local_input):
+                        self._stalled_since = None
+                    else:
+                        self._count_stall(peer, now)
+                    next_tick += TICK_MS
+                    ticks += 1
+                if now - next_tick > MAX_CATCH_UP_TICKS * TICK_MS:
+                    next_tick = now  # a long stall: do not try to replay all of it at once
+            self._record(peer)
+            link.flush()
+            if peer.outcome is not None:
+                break
+            if now - bytes_mark[0] >= 1000:
+                total = link.stream.bytes_sent + link.stream.bytes_received
+                bytes_per_s = (total - bytes_mark[1]) * 1000 // max(1, now - bytes_mark[0])
+                bytes_mark = (now, total)
+            self.frontend.show(self._view(peer, now, bytes_per_s))
+            self._wait(peer, fast, next_tick, now)
+        return self._conclude(link)
+
+    def _start(self, peer: MatchPeer) -> None:
+        est = peer.established
+        assert est is not None
+        names = (
+            (est.local_name, est.remote_name) if est.local_slot == 0 else (est.remote_name, est.local_name)
+        )
+        try:
+            self._writer = ReplayWriter(
+                self.record_path, est.rules, est.seed, est.delay_frames, names, int(time.time())
+            )
+        except ReplayWriteError as exc:
+            self._write_error = str(exc)
+        self.frontend.started(est)
+        side = "left" if est.local_slot == 0 else "right"
+        self.log(
+            f"playing {est.remote_name} ({side} paddle is yours); input delay {est.delay_frames} frames, "
+            f"RTT {est.rtt_ms} ms, seed {est.seed}"
+        )
+
+    def _record(self, peer: MatchPeer) -> None:
+        frames = peer.take_frames()
+        writer = self._writer
+        if writer is None or self._write_error is not None:
+            return
+        try:
+            for frame in frames:
+                writer.add_frame(frame.frame_input, frame.chain)
+        except ReplayWriteError as exc:
+            self._write_error = str(exc)
+        if self._write_error is not None and peer.outcome is None:
+            peer.quit(self.clock())
+
+    def _count_stall(self, peer: MatchPeer, now: int) -> None:
+        """A stall is a frame that had to wait for the peer's input (counted once per frame)."""
+        if peer.waiting_for_peer and peer.engine is not None:
+            if peer.engine.frame != self._stalled_frame:
+                self._stalls += 1
+                self._stalled_frame = peer.engine.frame
+            if self._stalled_since is None:
+                self._stalled_since = now
+
+    def _wait(self, peer: MatchPeer, fast: bool, next_tick: float, now: int) -> None:
+        if fast:
+            # Spin while frames can run; otherwise sleep until the peer's bytes arrive.
+            timeout = 0 if not peer.waiting_for_peer and peer.engine is not None else 5
+        else:
+            timeout = max(0, min(int(next_tick - now), 20))
+        if timeout:
+            self._poller.wait(timeout)
+
+    def _view(self, peer: MatchPeer, now: int, bytes_per_s: int) -> View:
+        engine = peer.engine
+        agreed = ""
+        if engine is not None and engine.last_agreed_frame >= 0:
+            chain = engine.chain_at(engine.last_agreed_frame)
+            agreed = f"{engine.last_agreed_frame}:{chain.hex()}" if chain else ""
+        return View(
+            phase="playing" if engine is not None else "handshake",
+            state=engine.game.state if engine is not None else None,
+            rules=engine.rules if engine is not None else None,
+            established=peer.established,
+            stalled_ms=now - self._stalled_since if self._stalled_since is not None else 0,
+            stalls=self._stalls,
+            rtt_ms=peer.connection.rtt_ms,
+            bytes_per_s=bytes_per_s,
+            last_agreed_chain=agreed,
+        )
+
+    def _conclude(self, link: _Link) -> SessionResult:
+        peer = link.peer
+        outcome = peer.outcome
+        assert outcome is not None
+        self._record(peer)
+        link.flush()
+        # Give our last words (goodbye, refusal) a moment to leave, then close.
+        link.stream.close(linger_ms=min(LINGER_MS, 500))
+        est = peer.established
+        engine = peer.engine
+        result = SessionResult(
+            outcome.result,
+            outcome.detail,
+            outcome.by_remote,
+            exit_code_for(outcome),
+            frames=outcome.frames,
+            final_chain=outcome.final_chain,
+            score=engine.game.state.score() if engine is not None else None,
+            stalls=self._stalls,
+            bytes_sent=link.stream.bytes_sent,
+            bytes_received=link.stream.bytes_received,
+            rtt_ms=peer.connection.rtt_ms,
+            input_delay=est.delay_frames if est else None,
+            local_slot=est.local_slot if est else None,
+            desync=outcome.desync,
+        )
+        if self._writer is not None:
+            try:
+                self._writer.finish(outcome.result)
+                result.replay = self.record_path
+            except ReplayWriteError as exc:
+                self._write_error = self._write_error or str(exc)
+        if self._write_error is not None:
+            result.detail = f"{result.detail}; {self._write_error}"
+            if result.exit_code == EXIT_OK:
+                result.exit_code = EXIT_USAGE
+        if outcome.result == "desync" and engine is not None and outcome.desync is not None:
+            from peer.report import write_desync_report
+
+            result.report = write_desync_report(self.record_path, peer, outcome.desync)
+        self.frontend.finished(result)
+        return result

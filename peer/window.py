@@ -1,0 +1,193 @@
+"""The game window: keyboard play, the court, and every state a player must understand.
+
+The session calls `show(view)` every loop; this front end pumps pygame's events there (so the
+window stays responsive while waiting or stalled) and redraws at most 60 times a second. It reads
+the game state and never writes it. W/S or the arrow keys move the local paddle, F3 toggles the
+network overlay, Esc or closing the window quits (the session then says goodbye `quit`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from lockstep.bots import Bot, make_bot
+from lockstep.inputs import DOWN, NEUTRAL, UP
+from lockstep.rules import TICKS_PER_SECOND
+from lockstep.state import State
+from peer.protocol import Established
+from peer.session import SessionResult, View
+from replay.render import FOREGROUND, draw_state, draw_text
+from replay.viewer import display_problem
+
+WINDOW_SIZE = (960, 720)
+STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
+END_SCREEN_MS = 4000
+FRAME_MS = 1000 // TICKS_PER_SECOND
+DIM = (0, 0, 0, 160)
+INFO = (200, 200, 200)
+ALERT = (255, 200, 80)
+
+
+class WindowUnavailable(Exception):
+    """No window can be opened (no display); the message says why."""
+
+
+def result_text(result: SessionResult) -> tuple[str, str]:
+    """The headline and the detail line of the end screen."""
+    if result.result == "finished" and result.score is not None:
+        left, right = result.score
+        mine, theirs = (left, right) if result.local_slot == 0 else (right, left)
+        headline = "You won!" if mine > theirs else "You lost" if mine < theirs else "A draw"
+        return headline, f"{mine} - {theirs}"
+    if result.result == "desync" and result.desync is not None:
+        return f"Desync at frame {result.desync.frame}", "the two games diverged; see the report"
+    if result.result == "quit":
+        return ("The other player left" if result.by_remote else "You quit"), result.detail
+    if result.result == "peer_timeout":
+        return "Connection lost", result.detail
+    return result.result.replace("_", " ").capitalize(), result.detail
+
+
+class WindowFrontend:
+    def __init__(self, bot_name: str | None = None, end_screen_ms: int = END_SCREEN_MS) -> None:
+        problem = display_problem()
+        if problem:
+            raise WindowUnavailable(problem)
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import pygame
+
+        try:
+            pygame.display.init()
+            pygame.font.init()
+            self.screen = pygame.display.set_mode(WINDOW_SIZE, pygame.RESIZABLE)
+        except pygame.error as exc:
+            pygame.quit()
+            raise WindowUnavailable(f"cannot open a window: {exc}") from None
+        pygame.display.set_caption("Lockstep Pong")
+        self.pygame: Any = pygame
+        self.bot_name = bot_name
+        self.bot: Bot | None = None
+        self.established: Established | None = None
+        self.quit = False
+        self.overlay = False
+        self.end_screen_ms = end_screen_ms
+        self._last_draw = 0.0
+
+    # -- Frontend -------------------------------------------------------------------------------
+    def started(self, established: Established) -> None:
+        self.established = established
+        if self.bot_name:
+            self.bot = make_bot(self.bot_name, established.rules, established.local_slot, established.seed)
+        me = established.local_name
+        self.pygame.display.set_caption(f"Lockstep Pong: {me} vs {established.remote_name}")
+
+    def local_input(self, state: State) -> int:
+        if self.bot is not None:
+            return self.bot.decide(state)
+        keys = self.pygame.key.get_pressed()
+        k = self.pygame
+        up = keys[k.K_w] or keys[k.K_UP]
+        down = keys[k.K_s] or keys[k.K_DOWN]
+        return (UP if up else NEUTRAL) | (DOWN if down else NEUTRAL)
+
+    def quit_requested(self) -> bool:
+        return self.quit
+
+    def show(self, view: View) -> None:
+        self.handle_events()
+        now = time.monotonic()
+        if now - self._last_draw < FRAME_MS / 1000:
+            return
+        self._last_draw = now
+        self.render(view)
+        self.pygame.display.flip()
+
+    def finished(self, result: SessionResult) -> None:
+        pygame = self.pygame
+        headline, detail = result_text(result)
+        deadline = time.monotonic() + self.end_screen_ms / 1000
+        clock = pygame.time.Clock()
+        try:
+            while time.monotonic() < deadline:
+                for event in pygame.event.get():
+                    if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
+                        return
+                self.render_end(headline, detail, result)
+                pygame.display.flip()
+                clock.tick(30)
+        finally:
+            pygame.quit()
+
+    # -- drawing (public so tests can render without the loop) ----------------------------------
+    def handle_events(self) -> None:
+        pygame = self.pygame
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                self.quit = True
+            elif event.type == pygame.KEYDOWN:
+                if event.key == pygame.K_ESCAPE:
+                    self.quit = True
+                elif event.key == pygame.K_F3:
+                    self.overlay = not self.overlay
+
+    def render(self, view: View) -> None:
+        surface = self.screen
+        if view.state is None or view.rules is None:
+            surface.fill((16, 16, 16))
+            self._centre_text(view.message or "connecting…", 0, 40)
+            hint = "Esc to stop" if view.phase == "waiting" else "Esc to give up"
+            self._centre_text(hint, 60, 24, INFO)
+            return
+        est = view.established
+        names = None
+        if est is not None:
+            names = (
+                (est.local_name, est.remote_name)
+                if est.local_slot == 0
+                else (est.remote_name, est.local_name)
+            )
+        draw_state(surface, view.rules, view.state, names)
+        state = view.state
+        if state.frame < view.rules.serve_delay_frames and est is not None:
+            side = "left" if est.local_slot == 0 else "right"
+            seconds = -(-state.serve_timer // TICKS_PER_SECOND)
+            self._centre_text(f"Get ready: {seconds}", -40, 56, ALERT)
+            self._centre_text(f"you are the {side} paddle: W/S or arrow keys", 20, 26, INFO)
+        if view.stalled_ms >= STALL_NOTICE_MS:
+            self._centre_text("waiting for peer…", 0, 40, ALERT)
+        if self.overlay:
+            self._draw_overlay(view)
+
+    def render_end(self, headline: str, detail: str, result: SessionResult) -> None:
+        surface = self.screen
+        shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
+        shade.fill(DIM)
+        surface.blit(shade, (0, 0))
+        self._centre_text(headline, -40, 64, FOREGROUND)
+        self._centre_text(detail, 20, 28, INFO)
+        self._centre_text("press any key", 70, 22, INFO)
+
+    def _draw_overlay(self, view: View) -> None:
+        est = view.established
+        lines = [
+            f"ping {view.rtt_ms if view.rtt_ms is not None else '?'} ms",
+            f"input delay {est.delay_frames if est else '?'} frames",
+            f"frame {view.state.frame if view.state else 0}",
+            f"stalls {view.stalls}",
+            f"{view.bytes_per_s} bytes/s",
+            f"agreed {view.last_agreed_chain or '-'}",
+        ]
+        y = self.screen.get_height() - 22 * len(lines) - 8
+        for line in lines:
+            draw_text(self.screen, line, 10, y, 22, INFO)
+            y += 22
+
+    def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
+        surface = self.screen
+        font = self.pygame.font.Font(None, size)
+        image = font.render(text, True, colour)
+        x = (surface.get_width() - image.get_width()) // 2
+        y = surface.get_height() // 2 + dy - image.get_height() // 2
+        surface.blit(image, (x, y))

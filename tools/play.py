@@ -1,0 +1,195 @@
+"""`pong host` and `pong join`: play a match over TCP, headless with a bot or in a window."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from lockstep.bots import BOT_NAMES
+from lockstep.engine import MAX_DELAY_FRAMES
+from lockstep.rules import Rules
+from peer.protocol import Role
+from peer.session import EXIT_OK, Session, SessionOptions, SessionResult
+from tools import args as types
+from tools.exitcodes import CommandError
+from tools.output import report
+
+if TYPE_CHECKING:
+    from peer.headless import HeadlessFrontend
+    from peer.window import WindowFrontend
+
+DEFAULT_PORT = 7777
+
+
+def delay(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"delay must be 'auto' or a number of frames, not {text!r}"
+        ) from None
+    if not 0 <= value <= MAX_DELAY_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"delay must be between 0 and {MAX_DELAY_FRAMES} frames, not {value}"
+        )
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {value}")
+    return value
+
+
+def address(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT, or HOST alone (port 7777)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or (host.count(":") and not host.startswith("[")):
+        host, port_text = text, str(DEFAULT_PORT)
+    host = host.strip("[]")
+    if not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    value = port(port_text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("cannot join port 0")
+    return host, value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", help="shared secret both players give (or set PONG_KEY); never sent")
+    parser.add_argument(
+        "--record", metavar="PATH", help="replay file (default: pong-DATE-TIME-ROLE.replay here)"
+    )
+    parser.add_argument("--bot", choices=BOT_NAMES, help="let a bot play this side")
+    parser.add_argument("--headless", action="store_true", help="no window (needs --bot)")
+    parser.add_argument("--fast", action="store_true", help="no 60 Hz pacing: run as fast as inputs arrive")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--name", default="", help="your name as the other player sees it")
+    parser.add_argument(
+        "--debug-desync-at",
+        type=types.frames,
+        metavar="FRAME",
+        help="debugging aid: perturb this side's state right after FRAME, to test desync detection",
+    )
+
+
+def add_host_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", type=port, default=DEFAULT_PORT, help="port to listen on (default 7777; 0 = any)"
+    )
+    parser.add_argument(
+        "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)"
+    )
+    parser.add_argument("--delay", type=delay, default=None, help="input delay in frames, or auto (default)")
+    parser.add_argument("--seed", type=types.seed, help="seed of the match (default: random)")
+    parser.add_argument("--points", type=types.points, default=11, help="points to win (default 11)")
+    parser.add_argument("--frames", type=types.frames, help="end the match after this many frames")
+    _common(parser)
+
+
+def add_join_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("address", type=address, metavar="HOST:PORT", help="the host to join")
+    _common(parser)
+
+
+def _key(args: argparse.Namespace) -> bytes | None:
+    text = args.key if args.key is not None else os.environ.get("PONG_KEY")
+    if text is None:
+        return None
+    if not text:
+        raise CommandError("--key must not be empty")
+    return text.encode("utf-8")
+
+
+def run_host(args: argparse.Namespace) -> int:
+    rules = Rules(points_to_win=args.points, frame_limit=args.frames or 0)
+    options = SessionOptions(
+        Role.HOST,
+        host=args.bind,
+        port=args.port,
+        delay_frames=args.delay,
+        key=_key(args),
+        seed=args.seed,
+        rules=rules,
+        record=args.record,
+        fast=args.fast,
+        name=args.name,
+        debug_desync_at=args.debug_desync_at,
+    )
+    return _play(options, args)
+
+
+def run_join(args: argparse.Namespace) -> int:
+    host, port_number = args.address
+    options = SessionOptions(
+        Role.JOINER,
+        host=host,
+        port=port_number,
+        key=_key(args),
+        record=args.record,
+        fast=args.fast,
+        name=args.name,
+        debug_desync_at=args.debug_desync_at,
+    )
+    return _play(options, args)
+
+
+def _play(options: SessionOptions, args: argparse.Namespace) -> int:
+    if args.headless and not args.bot:
+        raise CommandError("--headless needs --bot tracker|random: nobody would be at the keyboard")
+    frontend: HeadlessFrontend | WindowFrontend
+    if args.headless:
+        from peer.headless import HeadlessFrontend
+
+        frontend = HeadlessFrontend(args.bot)
+    else:
+        from peer.window import WindowFrontend, WindowUnavailable
+
+        try:
+            frontend = WindowFrontend(args.bot)
+        except WindowUnavailable as exc:
+            raise CommandError(f"{exc}; use --headless --bot tracker to play without a window") from None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        frontend.quit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = Session(options, frontend, log=_log).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    report(summary(result), result.as_json(), args.json, failed=result.exit_code != EXIT_OK)
+    return result.exit_code
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def summary(result: SessionResult) -> str:
+    """One line for a person."""
+    where = f"; replay {result.replay}" if result.replay else ""
+    if result.report:
+        where += f"; report {result.report}"
+    chain = f"; final chain {result.final_chain.hex()}" if result.final_chain else ""
+    if result.result == "finished":
+        left, right = result.score or (0, 0)
+        mine = (left, right) if result.local_slot == 0 else (right, left)
+        verdict = "you won" if mine[0] > mine[1] else "you lost" if mine[0] < mine[1] else "a draw"
+        return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{chain}{where}"
+    if result.result == "desync" and result.desync is not None:
+        return f"desync: the games diverged at frame {result.desync.frame} ({result.detail}){where}"
+    if result.input_delay is None:  # no match was ever established
+        return f"{result.result}: {result.detail}" if result.result != "peer_timeout" else result.detail
+    after = f" after {result.frames} frames" if result.frames else ""
+    return f"{result.result}: {result.detail}{after}{where}"

@@ -1,0 +1,222 @@
+"""`pong selfplay`: the demo and smoke test — a real two-process match on loopback, verified.
+
+A host and a joiner run as two OS processes (`pong host` / `pong join`, headless, bot-driven) over
+loopback TCP on a free port. When both have finished, both replays are re-simulated and checked,
+and the two final chains must be equal. Exit 0 only when everything agrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from replay.format import ReplayError
+from replay.reader import read_replay
+from replay.verify import verify_replay
+from tools import args as types
+from tools import exitcodes
+from tools.exitcodes import CommandError
+from tools.output import report
+
+START_TIMEOUT_S = 15
+MATCH_TIMEOUT_S = 600
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frames", type=types.frames, help="end the match after this many frames")
+    parser.add_argument("--points", type=types.points, default=5, help="points to win (default 5)")
+    parser.add_argument("--seed", type=types.seed, default=1, help="seed of the match (default 1)")
+    parser.add_argument(
+        "--delay",
+        type=int,
+        default=2,
+        choices=range(0, 31),
+        metavar="N",
+        help="input delay in frames (default 2; fixed, so the same seed plays the same match)",
+    )
+    parser.add_argument("--out", metavar="DIR", help="where to keep both replays (default: a new temp dir)")
+    parser.add_argument(
+        "--realtime", action="store_true", help="play at 60 Hz instead of as fast as possible"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+@dataclass
+class Side:
+    name: str
+    process: subprocess.Popen[str]
+    lines: list[str]
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[str]:
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    return subprocess.Popen(
+        [sys.executable, "-m", "tools", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _wait_for_port(host: subprocess.Popen[str], lines: list[str]) -> int:
+    """Read the host's stdout until it says where it listens."""
+    assert host.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(host.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            if not selector.select(max(0.0, deadline - time.monotonic())):
+                break
+            line = host.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if line.startswith("waiting for a player on "):
+                return int(line.rsplit(":", 1)[1])
+    finally:
+        selector.close()
+    host.kill()
+    _, err = host.communicate()
+    raise CommandError(f"the host did not start: {err.strip() or 'no output'}", exitcodes.NETWORK)
+
+
+def _finish(side: Side, deadline: float) -> tuple[int, dict[str, Any] | None, str]:
+    try:
+        out, err = side.process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        side.process.kill()
+        out, err = side.process.communicate()
+        err = f"killed after {MATCH_TIMEOUT_S} s. {err}"
+    side.lines += out.splitlines()
+    result = None
+    for line in reversed(side.lines):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                result = json.loads(line)
+            break
+    return side.process.returncode, result, err.strip()
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = args.out or tempfile.mkdtemp(prefix="pong-selfplay-")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"cannot use {out_dir} for the replays: {exc.strerror}") from None
+    paths = {name: os.path.join(out_dir, f"{name}.replay") for name in ("host", "joiner")}
+    common = ["--headless", "--json"] + ([] if args.realtime else ["--fast"])
+    match = ["--seed", str(args.seed), "--points", str(args.points), "--delay", str(args.delay)]
+    if args.frames:
+        match += ["--frames", str(args.frames)]
+    started = time.monotonic()
+    host_lines: list[str] = []
+    host = _spawn(
+        [
+            "host",
+            "--port",
+            "0",
+            "--bot",
+            "tracker",
+            "--name",
+            "host-bot",
+            "--record",
+            paths["host"],
+            *common,
+            *match,
+        ]
+    )
+    port = _wait_for_port(host, host_lines)
+    joiner = _spawn(
+        [
+            "join",
+            f"127.0.0.1:{port}",
+            "--bot",
+            "tracker",
+            "--name",
+            "joiner-bot",
+            "--record",
+            paths["joiner"],
+            *common,
+        ]
+    )
+    deadline = time.monotonic() + MATCH_TIMEOUT_S
+    sides = [Side("host", host, host_lines), Side("joiner", joiner, [])]
+    finished = [_finish(side, deadline) for side in sides]
+    elapsed = time.monotonic() - started
+
+    problems: list[str] = []
+    results: dict[str, dict[str, Any]] = {}
+    for side, (code, result, err) in zip(sides, finished):
+        if result is None or code != 0:
+            problems.append(f"{side.name} exited {code}: {err or 'no result'}")
+        if result is not None:
+            results[side.name] = result
+    verified: dict[str, Any] = {}
+    for name, path in paths.items():
+        try:
+            outcome = verify_replay(read_replay(path))
+        except ReplayError as exc:
+            problems.append(f"{name} replay unreadable: {exc}")
+            continue
+        verified[name] = outcome
+        if not outcome.ok:
+            problems.append(f"{name} replay fails verification at frame {outcome.first_bad_frame}")
+        if outcome.truncated:
+            problems.append(f"{name} replay is truncated")
+    chains = {r.get("final_chain") for r in results.values()} | {
+        v.final_chain.hex() for v in verified.values()
+    }
+    chains_equal = len(chains) == 1 and len(results) == 2 and len(verified) == 2
+    if not chains_equal and not problems:
+        problems.append(f"final chains differ: {sorted(str(c) for c in chains)}")
+
+    host_result = results.get("host", {})
+    frames = host_result.get("frames", 0)
+    bytes_per_frame = (
+        (host_result.get("bytes_sent", 0) + host_result.get("bytes_received", 0)) / 2 / frames
+        if frames
+        else 0.0
+    )
+    score = host_result.get("score") or [0, 0]
+    fields: dict[str, Any] = {
+        "ok": not problems,
+        "result": host_result.get("result"),
+        "frames": frames,
+        "score": score,
+        "final_chain": host_result.get("final_chain"),
+        "chains_equal": chains_equal,
+        "replays_verified": len(verified) == 2 and all(v.ok for v in verified.values()),
+        "stalls": {name: r.get("stalls") for name, r in results.items()},
+        "rtt_ms": host_result.get("rtt_ms"),
+        "input_delay": host_result.get("input_delay"),
+        "bytes_per_frame": round(bytes_per_frame, 3),
+        "seconds": round(elapsed, 2),
+        "replays": paths,
+        "problems": problems,
+    }
+    stalls = fields["stalls"]
+    if problems:
+        summary = "selfplay FAILED: " + "; ".join(problems)
+    else:
+        summary = (
+            f"selfplay ok: {frames} frames ({frames / 60:.0f} s of play) in {elapsed:.1f} s, score "
+            f"{score[0]}-{score[1]}, stalls {stalls['host']} (host) / {stalls['joiner']} (joiner), "
+            f"RTT {fields['rtt_ms']} ms, {bytes_per_frame:.2f} bytes/frame each way, chains equal "
+            f"({fields['final_chain']}), both replays verified in {out_dir}"
+        )
+    report(summary, fields, args.json, failed=bool(problems))
+    if not problems:
+        return exitcodes.OK
+    network = any(r.get("result") not in ("finished", "desync") for r in results.values()) or len(results) < 2
+    return exitcodes.NETWORK if network else exitcodes.CHECK_FAILED
