@@ -4,8 +4,9 @@
     python -m tools.make_golden --check    # exit 1 if re-recording would change any file
 
 The goldens are short bot-driven and scripted matches; `tests/test_replay_golden.py` verifies each
-file, checks its final chain against `golden_replays.json`, and re-records every match to prove the
-recorder still writes the same bytes.
+file, checks its final chain against `golden_replays.json`, and re-records the stored inputs to prove
+the recorder still writes the same bytes. Changing a bot changes what this tool would record (so
+`--check` reports it) but not the game: the existing goldens stay valid and need no regeneration.
 """
 
 from __future__ import annotations
