@@ -19,6 +19,7 @@ range) raise `ValueError`. Player names longer than 255 bytes of UTF-8 are cut, 
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import zlib
 from types import TracebackType
@@ -108,7 +109,7 @@ class ReplayWriter:
 
     def __init__(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         rules: Rules,
         seed: int,
         input_delay: int,
@@ -118,7 +119,7 @@ class ReplayWriter:
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     ) -> None:
         header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames)
-        self.path = str(path)
+        self.path = os.fspath(path)
         self.rules = rules
         self.seed = seed
         self.chunk_frames = chunk_frames
