@@ -1,0 +1,86 @@
+"""Real `pong` processes for end-to-end tests: start, read lines as they come, finish with a result."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Pong:
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        full_env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
+        full_env.pop("DISPLAY", None)
+        full_env.update(env or {})
+        self.args = args
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools", *args],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr = ""
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_line(self, prefix: str, timeout: float = 20) -> str:
+        """The first stdout line starting with `prefix` (fails on timeout or exit)."""
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line {prefix!r} from pong {' '.join(self.args)} in {timeout} s"
+                ) from None
+            if line is None:
+                self.finish()
+                raise AssertionError(f"pong {' '.join(self.args)} ended before {prefix!r}: {self.stderr}")
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def port(self) -> int:
+        return int(self.wait_line("waiting for a player on ").rsplit(":", 1)[1])
+
+    def finish(self, timeout: float = 60) -> tuple[int, dict | None]:
+        """Wait for the exit; (exit code, the JSON of the last stdout line or None)."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"pong {' '.join(self.args)} did not end within {timeout} s") from None
+        self._reader.join(timeout=10)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        assert self.process.stderr is not None
+        self.stderr = self.stderr or self.process.stderr.read()
+        result = None
+        if self.lines and self.lines[-1].startswith("{"):
+            result = json.loads(self.lines[-1])
+        return self.process.returncode, result
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
