@@ -24,7 +24,7 @@ class Bot:
 
 
 class TrackerBot(Bot):
-    """Follows the ball while it comes towards its side, otherwise drifts back to the centre.
+    """Follows the ball once it comes into its half, otherwise drifts back to the centre.
 
     A dead zone and a late reaction make it beatable: a steep bounce outruns the paddle.
     """
@@ -35,10 +35,7 @@ class TrackerBot(Bot):
         centre = paddle + r.paddle_h // 2
         coming = state.ball_vx < 0 if self.side == 0 else state.ball_vx > 0
         ball_dx = state.ball_x if self.side == 0 else r.field_w - state.ball_x
-        if coming and ball_dx < r.field_w * 3 // 4:
-            target = state.ball_y + r.ball_size // 2
-        else:
-            target = r.field_h // 2
+        target = state.ball_y + r.ball_size // 2 if coming and ball_dx < r.field_w // 2 else r.field_h // 2
         dead_zone = r.paddle_h // 4
         if target < centre - dead_zone:
             return UP

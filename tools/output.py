@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 
-def report(summary: str, fields: dict[str, Any], as_json: bool) -> None:
-    """Print the human summary, then (with --json) one JSON object as the last stdout line."""
-    print(summary, flush=True)
+def report(summary: str, fields: dict[str, Any], as_json: bool, failed: bool = False) -> None:
+    """Print the human summary (on stderr when `failed`), then with --json one JSON object, last on stdout."""
+    print(summary, file=sys.stderr if failed else sys.stdout, flush=True)
     if as_json:
         print(json.dumps(fields, sort_keys=True), flush=True)
 
