@@ -36,6 +36,8 @@ from replay.writer import ReplayWriteError, ReplayWriter
 
 TICK_MS = 1000 / TICKS_PER_SECOND
 MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
+SHOW_EVERY_MS = 15
+ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
 MAX_HANDSHAKES = 8  # concurrent handshakes while the host waits for a real player
 CONNECT_TIMEOUT_MS = 5000
 
@@ -108,6 +110,8 @@ class SessionResult:
     report: str | None = None
     local_slot: int | None = None
     desync: DesyncDetected | None = None
+    seconds: float = 0.0  # wall time from the start of play to its end
+    cpu_seconds: float = 0.0  # this process's CPU time over the same span
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -125,6 +129,8 @@ class SessionResult:
             "report": self.report,
             "slot": self.local_slot,
             "desync_frame": self.desync.frame if self.desync else None,
+            "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
         }
 
 
@@ -197,6 +203,7 @@ class Session:
         self._stalls = 0
         self._stalled_since: int | None = None
         self._stalled_frame = -1
+        self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
         self._listener: Listener | None = None
         self._poller = Poller()
 
@@ -310,10 +317,12 @@ class Session:
         next_tick = float(self.clock())
         bytes_mark = (self.clock(), 0)
         bytes_per_s = 0
+        last_show = last_accept = -SHOW_EVERY_MS
         link.flush()
         while peer.outcome is None:
             now = self.clock()
-            if self._listener is not None:
+            if self._listener is not None and now - last_accept >= ACCEPT_EVERY_MS:
+                last_accept = now
                 while (extra := self._listener.accept()) is not None:
                     self._refuse(extra, "a match is already in progress")
             link.pump(now)
@@ -349,7 +358,9 @@ class Session:
                 total = link.stream.bytes_sent + link.stream.bytes_received
                 bytes_per_s = (total - bytes_mark[1]) * 1000 // max(1, now - bytes_mark[0])
                 bytes_mark = (now, total)
-            self.frontend.show(self._view(peer, now, bytes_per_s))
+            if now - last_show >= SHOW_EVERY_MS:  # a front end needs no more than the screen's rate
+                last_show = now
+                self.frontend.show(self._view(peer, now, bytes_per_s))
             self._wait(peer, fast, next_tick, now)
         return self._conclude(link)
 
@@ -365,6 +376,7 @@ class Session:
             )
         except ReplayWriteError as exc:
             self._write_error = str(exc)
+        self._play_started = (time.monotonic(), time.process_time())
         self.frontend.started(est)
         side = "left" if est.local_slot == 0 else "right"
         self.log(
@@ -425,6 +437,7 @@ class Session:
         peer = link.peer
         outcome = peer.outcome
         assert outcome is not None
+        ended = (time.monotonic(), time.process_time())
         self._record(peer)
         link.flush()
         # Give our last words (goodbye, refusal) a moment to leave, then close.
@@ -447,6 +460,9 @@ class Session:
             local_slot=est.local_slot if est else None,
             desync=outcome.desync,
         )
+        if self._play_started is not None:
+            result.seconds = ended[0] - self._play_started[0]
+            result.cpu_seconds = ended[1] - self._play_started[1]
         if self._writer is not None:
             try:
                 self._writer.finish(outcome.result)

@@ -51,3 +51,12 @@ def test_encode_refuses_out_of_range_instead_of_wrapping(field, value):
     setattr(state, field, value)
     with pytest.raises(StateCodecError, match="out of range"):
         encode(state)
+
+
+@given(states)
+def test_copy_is_an_equal_independent_state(state):
+    copy = state.copy()
+    assert copy == state and copy is not state
+    assert encode(copy) == encode(state)
+    copy.frame += 1
+    assert copy != state

@@ -7,9 +7,13 @@ function returning a number; later subsystems add theirs to `FIGURES`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from lockstep.game import Game
 from lockstep.rules import Rules
@@ -119,11 +123,57 @@ def replay_bytes_per_frame() -> float:
         return os.path.getsize(_record_hour_replay(tmp)) / REPLAY_HOUR_FRAMES
 
 
+def _bot_match(host_args: list[str], *, fast: bool, via: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A real two-process match on loopback (tracker bots, headless); both JSON results."""
+    from tools.procmatch import run_match
+
+    with tempfile.TemporaryDirectory(prefix="pong-bench-") as directory:
+        common = ["--headless", "--bot", "tracker", "--json", *(["--fast"] if fast else [])]
+        host = [*common, "--record", os.path.join(directory, "h.replay"), *host_args]
+        joiner = [*common, "--record", os.path.join(directory, "j.replay")]
+        run = run_match(host, joiner, via=via) if via is not None else run_match(host, joiner)
+    for side in (run.host, run.joiner):
+        if side.code != 0 or side.result is None:
+            raise RuntimeError(f"the bench match failed: {side.stderr or side.result}")
+    assert run.host.result is not None and run.joiner.result is not None
+    return run.host.result, run.joiner.result
+
+
+def net_fps() -> float:
+    """Frames per second of a --fast match between two processes on loopback (delay auto)."""
+    host, _ = _bot_match(["--points", "999", "--frames", "30000", "--seed", "3"], fast=True)
+    return float(host["frames"]) / max(1e-9, float(host["seconds"]))
+
+
+def cpu_60hz_percent() -> float:
+    """CPU of one headless peer playing at 60 Hz, as a percentage of one core (the busier side)."""
+    host, joiner = _bot_match(["--points", "999", "--frames", "480", "--seed", "3"], fast=False)
+    return max(100 * float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
+
+
+def stall_fraction_100ms() -> float:
+    """Stalled frames / frames of a 60 Hz match through netsim at 100 ms RTT (+-10 ms jitter), delay auto."""
+    from tools.netsim import Impairment, NetSim
+
+    @contextlib.contextmanager
+    def through_netsim(port: int) -> Iterator[int]:
+        with NetSim("127.0.0.1", port, Impairment(delay_ms=50, jitter_ms=10)) as sim:
+            yield sim.port
+
+    host, joiner = _bot_match(
+        ["--points", "999", "--frames", "900", "--seed", "3"], fast=False, via=through_netsim
+    )
+    return max(float(r["stalls"]) / max(1, int(r["frames"])) for r in (host, joiner))
+
+
 FIGURES: list[Figure] = [
     Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
     Figure("wire_bytes_per_frame", wire_bytes_per_frame, 4, False, "bytes"),
     Figure("verify_hour_s", verify_hour_s, 1, False, "s"),
     Figure("replay_bytes_per_frame", replay_bytes_per_frame, 1.5, False, "bytes"),
+    Figure("net_fps", net_fps, 15_000, True, "frames/s"),
+    Figure("cpu_60hz_percent", cpu_60hz_percent, 10, False, "%"),
+    Figure("stall_fraction_100ms", stall_fraction_100ms, 0.01, False, ""),
 ]
 
 

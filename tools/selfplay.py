@@ -8,15 +8,8 @@ and the two final chains must be equal. Exit 0 only when everything agrees.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import selectors
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from replay.format import ReplayError
@@ -26,8 +19,8 @@ from tools import args as types
 from tools import exitcodes
 from tools.exitcodes import CommandError
 from tools.output import report
+from tools.procmatch import run_match
 
-START_TIMEOUT_S = 15
 MATCH_TIMEOUT_S = 600
 
 
@@ -50,64 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
-@dataclass
-class Side:
-    name: str
-    process: subprocess.Popen[str]
-    lines: list[str]
-
-
-def _spawn(argv: list[str]) -> subprocess.Popen[str]:
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    return subprocess.Popen(
-        [sys.executable, "-m", "tools", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _wait_for_port(host: subprocess.Popen[str], lines: list[str]) -> int:
-    """Read the host's stdout until it says where it listens."""
-    assert host.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(host.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            if not selector.select(max(0.0, deadline - time.monotonic())):
-                break
-            line = host.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-            if line.startswith("waiting for a player on "):
-                return int(line.rsplit(":", 1)[1])
-    finally:
-        selector.close()
-    host.kill()
-    _, err = host.communicate()
-    raise CommandError(f"the host did not start: {err.strip() or 'no output'}", exitcodes.NETWORK)
-
-
-def _finish(side: Side, deadline: float) -> tuple[int, dict[str, Any] | None, str]:
-    try:
-        out, err = side.process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        side.process.kill()
-        out, err = side.process.communicate()
-        err = f"killed after {MATCH_TIMEOUT_S} s. {err}"
-    side.lines += out.splitlines()
-    result = None
-    for line in reversed(side.lines):
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                result = json.loads(line)
-            break
-    return side.process.returncode, result, err.strip()
-
-
 def run(args: argparse.Namespace) -> int:
     out_dir = args.out or tempfile.mkdtemp(prefix="pong-selfplay-")
     try:
@@ -119,49 +54,21 @@ def run(args: argparse.Namespace) -> int:
     match = ["--seed", str(args.seed), "--points", str(args.points), "--delay", str(args.delay)]
     if args.frames:
         match += ["--frames", str(args.frames)]
-    started = time.monotonic()
-    host_lines: list[str] = []
-    host = _spawn(
-        [
-            "host",
-            "--port",
-            "0",
-            "--bot",
-            "tracker",
-            "--name",
-            "host-bot",
-            "--record",
-            paths["host"],
-            *common,
-            *match,
-        ]
+    match_run = run_match(
+        ["--bot", "tracker", "--name", "host-bot", "--record", paths["host"], *common, *match],
+        ["--bot", "tracker", "--name", "joiner-bot", "--record", paths["joiner"], *common],
+        timeout_s=MATCH_TIMEOUT_S,
     )
-    port = _wait_for_port(host, host_lines)
-    joiner = _spawn(
-        [
-            "join",
-            f"127.0.0.1:{port}",
-            "--bot",
-            "tracker",
-            "--name",
-            "joiner-bot",
-            "--record",
-            paths["joiner"],
-            *common,
-        ]
-    )
-    deadline = time.monotonic() + MATCH_TIMEOUT_S
-    sides = [Side("host", host, host_lines), Side("joiner", joiner, [])]
-    finished = [_finish(side, deadline) for side in sides]
-    elapsed = time.monotonic() - started
+    elapsed = match_run.seconds
+    finished = {"host": match_run.host, "joiner": match_run.joiner}
 
     problems: list[str] = []
     results: dict[str, dict[str, Any]] = {}
-    for side, (code, result, err) in zip(sides, finished):
-        if result is None or code != 0:
-            problems.append(f"{side.name} exited {code}: {err or 'no result'}")
-        if result is not None:
-            results[side.name] = result
+    for name, peer_run in finished.items():
+        if peer_run.result is None or peer_run.code != 0:
+            problems.append(f"{name} exited {peer_run.code}: {peer_run.stderr or 'no result'}")
+        if peer_run.result is not None:
+            results[name] = peer_run.result
     verified: dict[str, Any] = {}
     for name, path in paths.items():
         try:
