@@ -13,6 +13,7 @@ player, and once a match runs every further connection is refused with `session_
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import time
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class View:
 
     phase: str  # "waiting", "connecting", "handshake", "playing", "ended"
     message: str = ""
+    hint: str = ""
     state: State | None = None
     rules: Rules | None = None
     established: Established | None = None
@@ -244,7 +246,13 @@ class Session:
         where = f"{opts.host}:{self._listener.port}"
         self.log(f"waiting for a player on {where}")
         self._poller.add(self._listener)
-        waiting = View("waiting", f"waiting for a player on {where}")
+        # The address to give a friend: a wildcard bind is reachable by this machine's name.
+        reachable = platform.node() if opts.host in ("0.0.0.0", "::", "") else opts.host
+        waiting = View(
+            "waiting",
+            f"waiting for a player on port {self._listener.port}",
+            f"the other player runs: pong join {reachable}:{self._listener.port}",
+        )
         handshakes: list[_Link] = []
         while True:
             now = self.clock()

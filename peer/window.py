@@ -74,6 +74,8 @@ class WindowFrontend:
         self.overlay = False
         self.end_screen_ms = end_screen_ms
         self._last_draw = 0.0
+        # Keys held down, from KEYDOWN/KEYUP events: also sees posted events, unlike key.get_pressed().
+        self._held: set[int] = set()
 
     # -- Frontend -------------------------------------------------------------------------------
     def started(self, established: Established) -> None:
@@ -86,10 +88,11 @@ class WindowFrontend:
     def local_input(self, state: State) -> int:
         if self.bot is not None:
             return self.bot.decide(state)
-        keys = self.pygame.key.get_pressed()
+        self.handle_events()  # the freshest key state, right when the input is sampled
+        held = self._held
         k = self.pygame
-        up = keys[k.K_w] or keys[k.K_UP]
-        down = keys[k.K_s] or keys[k.K_DOWN]
+        up = k.K_w in held or k.K_UP in held
+        down = k.K_s in held or k.K_DOWN in held
         return (UP if up else NEUTRAL) | (DOWN if down else NEUTRAL)
 
     def quit_requested(self) -> bool:
@@ -127,18 +130,26 @@ class WindowFrontend:
             if event.type == pygame.QUIT:
                 self.quit = True
             elif event.type == pygame.KEYDOWN:
+                self._held.add(event.key)
                 if event.key == pygame.K_ESCAPE:
                     self.quit = True
                 elif event.key == pygame.K_F3:
                     self.overlay = not self.overlay
+            elif event.type == pygame.KEYUP:
+                self._held.discard(event.key)
+            elif event.type == pygame.WINDOWFOCUSLOST:
+                self._held.clear()  # a key released in another window must not stay held here
 
     def render(self, view: View) -> None:
         surface = self.screen
         if view.state is None or view.rules is None:
             surface.fill((16, 16, 16))
+            self._centre_text("LOCKSTEP PONG", -120, 72, FOREGROUND)
             self._centre_text(view.message or "connecting…", 0, 40)
-            hint = "Esc to stop" if view.phase == "waiting" else "Esc to give up"
-            self._centre_text(hint, 60, 24, INFO)
+            if view.hint:
+                self._centre_text(view.hint, 45, 28, INFO)
+            quit_hint = "Esc to stop hosting" if view.phase == "waiting" else "Esc to give up"
+            self._centre_text(quit_hint, 100, 24, INFO)
             return
         est = view.established
         names = None

@@ -173,6 +173,9 @@ def draw_text(
     try:
         if not pygame.font.get_init():
             pygame.font.init()
+        if not _fonts:
+            # Fonts die with pygame.quit(); a cached one used after a re-init would crash SDL_ttf.
+            pygame.register_quit(_fonts.clear)
         font = _fonts.get(size)
         if font is None:
             font = _fonts[size] = pygame.font.Font(None, size)

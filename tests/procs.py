@@ -14,10 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Pong:
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str | None] | None = None) -> None:
+        """`env` adds to (or, with None values, removes from) a headless environment."""
         full_env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONPATH=str(ROOT))
         full_env.pop("DISPLAY", None)
-        full_env.update(env or {})
+        for name, value in (env or {}).items():
+            if value is None:
+                full_env.pop(name, None)
+            else:
+                full_env[name] = value
         self.args = args
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tools", *args],
@@ -27,6 +32,7 @@ class Pong:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.pid = self.process.pid
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -1,0 +1,204 @@
+"""The game window under SDL's dummy driver: screens, pixels, and the real app loop driven by keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+from lockstep.game import Game
+from lockstep.inputs import DOWN, unpack
+from lockstep.rules import Rules
+from lockstep.script import random_inputs
+from peer.protocol import Established, Role
+from peer.session import Session, SessionOptions, SessionResult, View
+from replay.reader import read_replay
+from replay.render import FOREGROUND, SCORE, ball_rect, court_layout, paddle_rects
+from tests.procs import Pong
+
+pygame = pytest.importorskip("pygame")
+from peer.window import ALERT, WindowFrontend, result_text  # noqa: E402
+
+RULES = Rules()
+EST = Established(RULES, 5, 3, 1, "bob", "alice", 42)
+
+
+@pytest.fixture
+def window():
+    w = WindowFrontend(None, end_screen_ms=0)
+    yield w
+    pygame.quit()
+
+
+def pixel(surface, xy):
+    return tuple(surface.get_at(xy))[:3]
+
+
+def centre(rect):
+    left, top, width, height = rect
+    return left + width // 2, top + height // 2
+
+
+def colours_in(surface, box):
+    left, top, width, height = box
+    return {pixel(surface, (x, y)) for x in range(left, left + width, 2) for y in range(top, top + height, 2)}
+
+
+def played_state(frames=700, seed=6):
+    game = Game(RULES, 5)
+    game.run(random_inputs(seed, frames))
+    return game.state
+
+
+def test_paddles_and_ball_are_drawn_where_the_state_puts_them(window):
+    state = played_state()
+    window.render(View("playing", state=state, rules=RULES, established=EST))
+    layout = court_layout(RULES, *window.screen.get_size())
+    for box in (*paddle_rects(RULES, state), ball_rect(RULES, state)):
+        assert pixel(window.screen, centre(layout.rect(*box))) == FOREGROUND
+    # Just beside the ball (outside it and the centre line) is the empty court.
+    bx, by, bw, bh = layout.rect(*ball_rect(RULES, state))
+    assert pixel(window.screen, (bx + bw + 6, by + bh // 2)) != FOREGROUND
+
+
+def test_the_score_area_shows_the_score_of_the_state(window):
+    state = played_state()
+    layout = court_layout(RULES, *window.screen.get_size())
+    score_box = (layout.left + layout.width // 3, layout.top, layout.width // 3, layout.height // 5)
+    shots = []
+    for score_l in (state.score_l, state.score_l, state.score_l + 1):
+        changed = state.copy()
+        changed.score_l = score_l
+        window.render(View("playing", state=changed, rules=RULES, established=EST))
+        shots.append(pygame.image.tostring(window.screen.subsurface(score_box), "RGB"))
+        assert SCORE in colours_in(window.screen, score_box)
+    assert shots[0] == shots[1] != shots[2]
+
+
+def test_rendering_never_changes_the_state(window):
+    state = played_state()
+    before = state.copy()
+    window.overlay = True
+    window.render(View("playing", state=state, rules=RULES, established=EST, stalled_ms=500))
+    assert state == before
+
+
+def test_the_waiting_screen_shows_its_text(window):
+    window.render(View("waiting", "waiting for a player on port 7777", "pong join myhost:7777"))
+    middle = (
+        window.screen.get_width() // 4,
+        window.screen.get_height() // 2 - 30,
+        window.screen.get_width() // 2,
+        60,
+    )
+    assert FOREGROUND in colours_in(window.screen, middle)
+    blank = pygame.Surface(window.screen.get_size())
+    blank.fill((16, 16, 16))
+    window.render(View("waiting", "", ""))
+    assert pygame.image.tostring(window.screen, "RGB") != pygame.image.tostring(blank, "RGB")
+
+
+def test_a_stall_shows_waiting_for_peer_only_after_100ms(window):
+    state = played_state()
+    h = window.screen.get_height()
+    band = (0, h // 2 - 20, window.screen.get_width(), 40)
+    window.render(View("playing", state=state, rules=RULES, established=EST, stalled_ms=50))
+    assert ALERT not in colours_in(window.screen, band)
+    window.render(View("playing", state=state, rules=RULES, established=EST, stalled_ms=150))
+    assert ALERT in colours_in(window.screen, band)
+
+
+def test_the_end_screen_says_who_won(window):
+    result = SessionResult("finished", "match over", False, 0, frames=9, score=(3, 11), local_slot=1)
+    assert result_text(result) == ("You won!", "11 - 3")
+    assert result_text(SessionResult("quit", "", True, 3))[0] == "The other player left"
+    window.render(View("playing", state=played_state(), rules=RULES, established=EST))
+    before = pygame.image.tostring(window.screen, "RGB")
+    window.render_end(*result_text(result), result)
+    assert pygame.image.tostring(window.screen, "RGB") != before
+    w, h = window.screen.get_size()
+    assert FOREGROUND in colours_in(window.screen, (w // 3, h // 2 - 80, w // 3, 70))
+
+
+def test_f3_toggles_the_overlay_and_escape_quits(window):
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_F3, mod=0))
+    window.handle_events()
+    assert window.overlay and not window.quit
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0))
+    window.handle_events()
+    assert window.quit_requested()
+
+
+class KeyDrivenWindow(WindowFrontend):
+    """Holds S (down) from the start; checks the picture against the state as it goes."""
+
+    def __init__(self):
+        super().__init__(None, end_screen_ms=0)
+        self.checked = 0
+
+    def started(self, established):
+        super().started(established)
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_s, mod=0))
+
+    def show(self, view):
+        super().show(view)
+        if view.state is not None and view.rules is not None:
+            self.render(view)
+            layout = court_layout(view.rules, *self.screen.get_size())
+            for box in paddle_rects(view.rules, view.state):
+                assert pixel(self.screen, centre(layout.rect(*box))) == FOREGROUND
+            self.checked += 1
+
+
+def test_the_app_loop_moves_the_local_paddle_as_the_keys_say(tmp_path):
+    host = Pong(
+        "host", "--port", "0", "--headless", "--bot", "tracker", "--frames", "150", "--json", cwd=tmp_path
+    )
+    port = host.port()
+    frontend = KeyDrivenWindow()
+    record = str(tmp_path / "window.replay")
+    result = Session(
+        SessionOptions(Role.JOINER, port=port, record=record), frontend, log=lambda line: None
+    ).run()
+    assert result.result == "finished", result
+    assert host.finish()[0] == 0
+    assert frontend.checked > 10
+    replay = read_replay(record)
+    slot = result.local_slot
+    mine = [unpack(i)[slot] for i in replay.frame_inputs]
+    assert mine[: replay.input_delay] == [0] * replay.input_delay  # frames below the delay are neutral
+    assert all(i == DOWN for i in mine[replay.input_delay :])
+    final = Game(replay.rules, replay.seed)
+    final.run(replay.frame_inputs)
+    paddle = final.state.paddle_r if slot == 1 else final.state.paddle_l
+    assert paddle == RULES.field_h - RULES.paddle_h  # held down all match: at the bottom
+
+
+def test_without_a_display_the_window_commands_say_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    out = subprocess.run(
+        [sys.executable, "-m", "tools", "host", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "--headless" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
+def test_two_real_windows_under_xvfb_play_a_match_driven_by_keys(tmp_path):
+    from tests.xvfb import two_window_match
+
+    result = two_window_match(tmp_path, frames=240)
+    assert result["host"]["result"] == result["joiner"]["result"] == "finished"
+    assert result["host"]["final_chain"] == result["joiner"]["final_chain"]
+    assert result["joiner_moved"], "the joiner's paddle must follow the keys sent by xdotool"
