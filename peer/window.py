@@ -163,9 +163,14 @@ class WindowFrontend:
         state = view.state
         if state.frame < view.rules.serve_delay_frames and est is not None:
             side = "left" if est.local_slot == 0 else "right"
-            seconds = -(-state.serve_timer // TICKS_PER_SECOND)
-            self._centre_text(f"Get ready: {seconds}", -40, 56, ALERT)
+            self._centre_text("Get ready!", -40, 56, ALERT)
             self._centre_text(f"you are the {side} paddle: W/S or arrow keys", 20, 26, INFO)
+            # The countdown to the first serve, as a bar that empties.
+            width, height = surface.get_size()
+            full = width // 3
+            left = max(0, view.rules.serve_delay_frames - state.frame)
+            bar = full * left // max(1, view.rules.serve_delay_frames)
+            surface.fill(ALERT, self.pygame.Rect((width - bar) // 2, height // 2 + 50, bar, 6))
         if view.stalled_ms >= STALL_NOTICE_MS:
             self._centre_text("waiting for peer…", 0, 40, ALERT)
         if self.overlay:

@@ -100,6 +100,22 @@ def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_re
     j.finish()
 
 
+def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(tmp_path):
+    """SIGSTOP sends no FIN: only the silence timeout (5 s) can notice, and it must."""
+    h = host(tmp_path, "--points", "99")
+    j = join(tmp_path, h.port())
+    wait_frames(tmp_path / "host.replay", 60, h)
+    j.process.send_signal(signal.SIGSTOP)
+    try:
+        code, result = h.finish(timeout=20)
+    finally:
+        j.process.send_signal(signal.SIGKILL)
+        j.finish()
+    assert code == 3 and result["result"] == "peer_timeout"
+    assert "nothing heard from the peer for 5000 ms" in result["detail"]
+    verified(tmp_path / "host.replay")
+
+
 def test_ctrl_c_says_goodbye_quit_and_both_keep_their_replays(tmp_path):
     h = host(tmp_path, "--points", "99")
     j = join(tmp_path, h.port())
