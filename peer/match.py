@@ -136,23 +136,18 @@ class MatchPeer:
                 return
             if event is None:
                 return
-            if isinstance(event, RemoteInput):
-                assert self.engine is not None
-                try:
+            try:
+                if isinstance(event, RemoteInput):
+                    assert self.engine is not None
                     self.engine.add_remote_input(event.player_input, event.chain_bits)
-                except RemoteAheadError as exc:
-                    conn.fail_remote(str(exc))
-                    self._conclude("protocol_error", str(exc), by_remote=True)
-                    return
-            elif isinstance(event, RemoteChain):
-                assert self.engine is not None
-                try:
+                elif isinstance(event, RemoteChain):
+                    assert self.engine is not None
                     self.engine.add_remote_chain(event.frame, event.chain)
-                except RemoteAheadError as exc:
-                    conn.fail_remote(str(exc))
-                    self._conclude("protocol_error", str(exc), by_remote=True)
-                    return
-            elif isinstance(event, Established):
+            except RemoteAheadError as exc:
+                conn.fail_remote(str(exc))
+                self._conclude("protocol_error", str(exc), by_remote=True)
+                return
+            if isinstance(event, Established):
                 self.established = event
                 self.engine = Engine(
                     event.rules,
