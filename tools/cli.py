@@ -24,6 +24,7 @@ COMMANDS = (
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
     ("bench", "bench", "measure the performance figures"),
     ("replay", "replay", "watch, check or describe a replay: play | verify | info FILE"),
+    ("desync", "desync", "find and explain where two recordings diverge"),
     ("netsim", "netsim", "a latency/jitter/throttle TCP proxy for trying bad networks"),
 )
 
