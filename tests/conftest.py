@@ -1,6 +1,15 @@
-"""Hypothesis profiles: `ci` (derandomized, the default: CI never flakes), `dev`, and `fuzz`.
+"""Hypothesis settings profiles, chosen by the environment variable HYPOTHESIS_PROFILE.
 
-Select with HYPOTHESIS_PROFILE=dev|fuzz|ci.
+- `ci` (the default): derandomized, so every run tries the same examples and CI never flakes.
+  Derandomized runs use no example database.
+- `dev`: random examples, 100 per test; failures are saved in the example database and tried
+  first on the next run.
+- `fuzz`: 20,000 examples per test, no deadline and no pytest timeout: long runs. It is also the
+  default under HypoFuzz (`hypothesis fuzz`), which skips derandomized tests.
+
+HYPOTHESIS_DATABASE=DIR puts the example database of `dev` and `fuzz` in DIR (default:
+.hypothesis/examples in the working directory); workers on several machines that point it at one
+shared directory share what they find. `pong fuzz` uses the same variable.
 """
 
 from __future__ import annotations
@@ -9,7 +18,25 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+PROFILE_VARIABLE = "HYPOTHESIS_PROFILE"
+DATABASE_VARIABLE = "HYPOTHESIS_DATABASE"
+
+
+def _in_hypofuzz() -> bool:
+    try:
+        from hypofuzz.detection import in_hypofuzz_run
+    except ImportError:
+        return False
+    return bool(in_hypofuzz_run())
+
+
+_database = {}
+if os.environ.get(DATABASE_VARIABLE):
+    _database = {"database": DirectoryBasedExampleDatabase(os.path.abspath(os.environ[DATABASE_VARIABLE]))}
 
 settings.register_profile(
     "ci",
@@ -19,15 +46,31 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", max_examples=100, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None, print_blob=True, **_database)
 settings.register_profile(
     "fuzz",
     max_examples=20_000,
     deadline=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    **_database,
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get(PROFILE_VARIABLE) or ("fuzz" if _in_hypofuzz() else "ci")
+if PROFILE not in ("ci", "dev", "fuzz"):
+    raise pytest.UsageError(f"{PROFILE_VARIABLE}={PROFILE!r}: choose ci, dev or fuzz")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {PROFILE} (set {PROFILE_VARIABLE}=ci|dev|fuzz)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long profiles run hypothesis tests far past the suite's per-test timeout: lift it."""
+    if PROFILE == "fuzz":
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))
+
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

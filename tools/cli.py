@@ -22,6 +22,7 @@ COMMANDS = (
     ("join", "join", "join a match hosted at HOST:PORT"),
     ("selfplay", "selfplay", "the demo: a bot match between two processes on loopback, verified"),
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
+    ("fuzz", "fuzz", "run the determinism properties as a time-boxed fuzzing campaign"),
     ("bench", "bench", "measure the performance figures"),
     ("replay", "replay", "watch, check or describe a replay: play | verify | info FILE"),
     ("desync", "desync", "find and explain where two recordings diverge"),

@@ -1,0 +1,249 @@
+"""`pong fuzz`: the campaign passes on the real game, fails (and says how) on a broken toy one."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, rule
+
+from tests.conftest import ROOT
+from tools import fuzz_properties
+from tools.cli import main
+from tools.fuzz_campaign import run_campaign
+from tools.fuzz_properties import CountedMachine, GivenProperty, MachineProperty
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run in a temporary directory: `.hypothesis/` and regression files must not land in the repo."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYPOTHESIS_DATABASE", raising=False)
+    return tmp_path
+
+
+# --- the real properties -------------------------------------------------------------------------
+
+
+def test_pong_fuzz_for_5_seconds_passes_and_counts_examples(workdir, capsys):
+    assert main(["fuzz", "--seconds", "5", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = last_json(captured.out)
+    assert out["ok"] is True and out["failures"] == [] and out["interrupted"] is False
+    assert out["properties"] == len(fuzz_properties.PROPERTIES) == 10
+    assert out["examples"] > 0 and out["examples"] == sum(out["per_property"].values())
+    assert all(n > 0 for n in out["per_property"].values()), out["per_property"]
+    assert 5 <= out["seconds"] < 6.5
+    assert "fuzz ok:" in captured.out
+    # Progress went to stderr (not a terminal here: whole lines, no carriage returns).
+    assert "examples, 10 properties" in captured.err and "\r" not in captured.err
+    assert (workdir / ".hypothesis" / "examples").is_dir() or not list(workdir.glob("fuzz-regression-*"))
+
+
+def test_the_campaign_ends_on_time(workdir):
+    result = run_campaign(fuzz_properties.by_name(["two_peers", "save_restore"]), 1.0, turn_seconds=5.0)
+    assert result.ok and result.examples > 0
+    assert result.seconds < 1.6
+
+
+def test_only_selects_properties_and_lists_them(workdir, capsys):
+    assert main(["fuzz", "--only", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(p.name in listing for p in fuzz_properties.PROPERTIES)
+    assert main(["fuzz", "--seconds", "0.5", "--only", "codec_round_trip", "--json"]) == 0
+    out = last_json(capsys.readouterr().out)
+    assert out["properties"] == 1 and list(out["per_property"]) == ["codec_round_trip"]
+
+
+def test_a_leaky_restore_is_caught_by_the_real_save_restore_property(workdir, monkeypatch):
+    """The real properties have teeth: a restore that forgets the RNG fails `save_restore`."""
+    from lockstep.game import Game
+
+    original = Game.restore
+
+    def leaky_restore(self, snapshot):
+        rng = self.state.rng
+        original(self, snapshot)
+        self.state.rng = rng
+
+    monkeypatch.setattr(Game, "restore", leaky_restore)
+    result = run_campaign(fuzz_properties.by_name(["save_restore"]), 30.0, database_dir=workdir / "db")
+    assert not result.ok and [f.property for f in result.failures] == ["save_restore"]
+    assert result.seconds < 30
+
+
+# --- a deliberately non-deterministic toy game (a test double, not the simulation) ---------------
+
+
+class LeakyToyGame:
+    """Deterministic, except that an input with bit 3 set mixes in a process-wide call counter."""
+
+    calls = 0
+
+    def __init__(self, seed: int) -> None:
+        self.value = seed
+
+    def advance(self, frame_input: int) -> int:
+        if frame_input & 8:
+            LeakyToyGame.calls += 1
+            self.value += LeakyToyGame.calls
+        self.value = (self.value * 31 + frame_input) % (1 << 61)
+        return self.value
+
+
+def check_toy_game_is_deterministic(seed: int, inputs: list[int]) -> None:
+    a, b = LeakyToyGame(seed), LeakyToyGame(seed)
+    assert [a.advance(i) for i in inputs] == [b.advance(i) for i in inputs], (
+        "same seed and inputs, other chain"
+    )
+
+
+TOY = GivenProperty(
+    "toy_determinism",
+    "the toy game gives the same chain for the same seed and inputs",
+    check_toy_game_is_deterministic,
+    {"seed": st.integers(0, 2**32), "inputs": st.lists(st.integers(0, 15), max_size=50)},
+)
+
+
+def test_a_non_deterministic_toy_game_makes_pong_fuzz_fail_with_a_minimal_example(
+    workdir, monkeypatch, capsys
+):
+    monkeypatch.setattr(fuzz_properties, "PROPERTIES", (TOY, *fuzz_properties.PROPERTIES[:2]))
+    assert main(["fuzz", "--seconds", "30", "--json"]) == 1
+    captured = capsys.readouterr()
+    out = last_json(captured.out)
+    assert out["ok"] is False and out["seconds"] < 30  # the first failure ends the campaign
+    [failure] = out["failures"]
+    assert failure["property"] == "toy_determinism"
+    assert failure["error"] == "AssertionError: same seed and inputs, other chain"
+    # Shrunk all the way: the smallest seed and the one input that reads the counter.
+    assert failure["example"] == "check_toy_game_is_deterministic(\n    seed=0,\n    inputs=[8],\n)"
+    assert "minimal failing example" in captured.out and "seed=0," in captured.out
+    path = workdir / "fuzz-regression-toy_determinism.py"
+    assert failure["regression_file"] == os.path.join(".", path.name)
+    source = path.read_text()
+    module = check_toy_game_is_deterministic.__module__  # as pytest imported this file
+    assert f"from {module} import check_toy_game_is_deterministic" in source
+    assert "def test_fuzz_regression_toy_determinism():" in source
+    # The regression test is a plain pytest test that fails on the bug.
+    test = runpy.run_path(str(path))["test_fuzz_regression_toy_determinism"]
+    with pytest.raises(AssertionError, match="other chain"):
+        test()
+
+
+def test_a_failure_is_replayed_first_from_the_example_database(workdir):
+    first = run_campaign([TOY], 30.0)
+    assert [f.property for f in first.failures] == ["toy_determinism"]
+    assert any((workdir / ".hypothesis" / "examples").iterdir())
+    again = run_campaign([TOY], 30.0)
+    assert [f.example for f in again.failures] == [f.example for f in first.failures]
+    assert again.examples < first.examples or again.examples <= 20
+
+
+def test_keep_going_fuzzes_the_others_after_a_failure(workdir):
+    result = run_campaign([TOY, *fuzz_properties.by_name(["codec_round_trip"])], 1.5, keep_going=True)
+    assert [f.property for f in result.failures] == ["toy_determinism"]
+    assert result.seconds >= 1.5 and result.per_property["codec_round_trip"] > 0
+
+
+class ToyCounterMachine(CountedMachine):
+    """A toy state machine with a bug: its total may pass the limit it promises."""
+
+    fuzz_name = "toy_machine"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @rule(n=st.integers(0, 10))
+    def add(self, n: int) -> None:
+        self.total += n
+
+    @invariant()
+    def stays_small(self) -> None:
+        assert self.total <= 15, f"total {self.total}"
+
+
+def test_a_failing_state_machine_is_written_out_as_its_steps(workdir):
+    prop = MachineProperty("toy_machine", "the toy total stays small", ToyCounterMachine)
+    result = run_campaign([prop], 30.0)
+    [failure] = result.failures
+    assert failure.example.startswith("state = ToyCounterMachine()")
+    assert failure.example.endswith("state.teardown()")
+    assert result.per_property["toy_machine"] > 0
+    test = runpy.run_path(failure.regression_file)["test_fuzz_regression_toy_machine"]
+    with pytest.raises(AssertionError, match="total 1[6-9]|total 20"):
+        test()
+
+
+def test_a_suite_profile_does_not_leak_into_a_campaign(workdir):
+    """Run under the derandomized `ci` profile, the campaign still explores (and uses its database)."""
+    assert settings.default.derandomize is (os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci")
+    result = run_campaign([TOY], 30.0)
+    assert not result.ok and (workdir / ".hypothesis" / "examples").is_dir()
+
+
+# --- usage ---------------------------------------------------------------------------------------
+
+
+def run_pong(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tools", *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--seconds", "0"],
+        ["--seconds", "-3"],
+        ["--seconds", "soon"],
+        ["--seconds", "nan"],
+        ["--seconds", "1e9"],
+        ["--only", "no_such_property"],
+        ["--interpreters", "--seconds", "5"],
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(args, tmp_path):
+    env_root = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "fuzz", *args],
+        cwd=tmp_path,
+        env=env_root,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error:" in result.stderr
+    assert not (tmp_path / ".hypothesis").exists()
+
+
+# --- the profiles --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "profile, derandomize, at_least",
+    [("", True, 50), ("ci", True, 50), ("dev", False, 100), ("fuzz", False, 10_000)],
+)
+def test_profiles_are_selected_by_an_environment_variable(profile, derandomize, at_least, tmp_path):
+    probe = (
+        "import tests.conftest as c; from hypothesis import settings as s; d = s.default; "
+        "print(c.PROFILE, d.derandomize, d.max_examples, d.deadline, d.database)"
+    )
+    env = dict(os.environ, HYPOTHESIS_PROFILE=profile, HYPOTHESIS_DATABASE=str(tmp_path / "shared"))
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    name, derandomized, examples, deadline, database = out.stdout.split(maxsplit=4)
+    assert name == (profile or "ci")
+    assert derandomized == str(derandomize) and int(examples) >= at_least and deadline == "None"
+    if not derandomize:
+        assert str(tmp_path / "shared") in database  # the shared example database

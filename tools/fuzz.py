@@ -1,0 +1,192 @@
+"""`pong fuzz`: the determinism properties as a time-boxed fuzzing campaign, or across interpreters.
+
+    pong fuzz [--seconds S] [--only NAME ...] [--keep-going] [--json]
+    pong fuzz --interpreters [--json]
+
+The campaign (tools/fuzz_campaign.py) needs hypothesis, imported only here in `run`, so that
+`pong --help` stays light; `--interpreters` needs nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from tools import args as types
+from tools import exitcodes
+from tools.exitcodes import CommandError
+from tools.output import report
+
+DEFAULT_SECONDS = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seconds",
+        type=types.seconds,
+        default=None,
+        metavar="S",
+        help=f"how long to fuzz (default {DEFAULT_SECONDS:.0f}); a failure ends it early",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="fuzz only this property (repeatable); `--only list` names them",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, keep fuzzing the other properties until the time is up",
+    )
+    parser.add_argument(
+        "--interpreters",
+        action="store_true",
+        help="instead: run fixed and random scripts under every CPython >= 3.10 found and compare chains",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.interpreters:
+        if args.seconds is not None or args.only or args.keep_going:
+            raise CommandError("--interpreters takes no --seconds, --only or --keep-going")
+        return _run_interpreters(args.json)
+    return _run_campaign(args)
+
+
+# --- the campaign --------------------------------------------------------------------------------
+
+
+def _run_campaign(args: argparse.Namespace) -> int:
+    try:
+        from tools import fuzz_campaign, fuzz_properties
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("hypothesis"):
+            raise
+        raise CommandError(
+            "pong fuzz needs hypothesis, which is not installed: pip install 'lockstep-pong[test]'"
+        ) from None
+    names = [p.name for p in fuzz_properties.PROPERTIES]
+    if "list" in args.only:
+        for prop in fuzz_properties.PROPERTIES:
+            print(f"{prop.name:<20} {prop.summary}")
+        return exitcodes.OK
+    unknown = [n for n in args.only if n not in names]
+    if unknown:
+        raise CommandError(f"no property named {', '.join(unknown)}; choose from: {', '.join(names)}")
+    properties = fuzz_properties.by_name(list(dict.fromkeys(args.only)))
+    seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
+    database = fuzz_campaign.default_database_dir()
+    print(
+        f"fuzzing {len(properties)} properties for {seconds:g} s; example database {database}",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = fuzz_campaign.run_campaign(
+        properties,
+        seconds,
+        database_dir=database,
+        keep_going=args.keep_going,
+        progress=fuzz_campaign.Progress(sys.stderr),
+    )
+    for failure in result.failures:
+        print(f"FAILED: property {failure.property}: {failure.error}")
+        print(f"  at {failure.where}")
+        print("  minimal failing example:")
+        for line in failure.example.splitlines():
+            print(f"    {line}")
+        if failure.regression_file:
+            print(f"  regression test written to {failure.regression_file}")
+    if result.failures:
+        summary = (
+            f"fuzz FAILED: {len(result.failures)} of {len(properties)} properties failed "
+            f"after {result.examples:,} examples in {result.seconds:.1f} s"
+        )
+    elif result.interrupted:
+        summary = f"fuzz interrupted after {result.examples:,} examples in {result.seconds:.1f} s, no failure"
+    else:
+        summary = (
+            f"fuzz ok: {result.examples:,} examples of {len(properties)} properties in "
+            f"{result.seconds:.1f} s, no failure"
+        )
+    if not result.failures:
+        summary += "\n  " + ", ".join(f"{name} {n:,}" for name, n in result.per_property.items())
+    fields: dict[str, Any] = {
+        "ok": result.ok,
+        "seconds": round(result.seconds, 3),
+        "examples": result.examples,
+        "properties": len(properties),
+        "per_property": result.per_property,
+        "failures": [f.as_dict() for f in result.failures],
+        "interrupted": result.interrupted,
+        "database": str(database),
+    }
+    report(summary, fields, args.json)
+    if result.failures:
+        return exitcodes.CHECK_FAILED
+    return 130 if result.interrupted else exitcodes.OK
+
+
+# --- across interpreters -------------------------------------------------------------------------
+
+
+def _run_interpreters(as_json: bool) -> int:
+    from tools import fuzz_interpreters
+
+    check = fuzz_interpreters.cross_check()
+    interpreters = check.interpreters
+    if not interpreters:
+        raise CommandError("no CPython >= 3.10 found to run the scripts (not even this one?)")
+    print(f"CPython >= 3.10 interpreters found: {len(interpreters)}")
+    for interpreter in interpreters:
+        also = [c for c in interpreter.found_as if c != interpreter.executable]
+        found = f"  (as {', '.join(also)})" if also else ""
+        print(f"  {interpreter.version:<9} {interpreter.executable}{found}")
+        if interpreter.error:
+            print(f"            could not run the scripts: {interpreter.error}")
+    for skipped in check.skipped:
+        print(f"  skipped   {skipped.candidate}: {skipped.reason}")
+    usable = check.usable
+    width = max(len(s.name) for s in check.scripts)
+    print(f"{'script':<{width}}  frames  " + "  ".join(f"{i.version:<16}" for i in usable))
+    bad = {d.script for d in check.disagreements}
+    for script in check.scripts:
+        chains = [i.chains.get(script.name, "?") for i in usable]
+        mark = "  <- DIFFERENT" if script.name in bad else ""
+        print(f"{script.name:<{width}}  {script.frames:>6}  " + "  ".join(f"{c:<16}" for c in chains) + mark)
+    for d in check.disagreements:
+        where = f"first at the checkpoint of frame {d.first_frame}" if d.first_frame else "only at the end"
+        print(f"  {d.script}: chains differ, {where}")
+    if check.disagreements or any(i.error for i in interpreters):
+        summary = (
+            f"interpreters FAILED: {len(check.disagreements)} of {len(check.scripts)} scripts gave different "
+            "chains"
+            + ("; some interpreters could not run them" if any(i.error for i in interpreters) else "")
+        )
+    elif not check.compared:
+        only = usable[0]
+        summary = (
+            f"interpreters: only one CPython >= 3.10 is present ({only.version}, {only.executable}); "
+            "its chains are above but there is nothing to compare them with. Install another version "
+            "(e.g. `pyenv install 3.12`) to check cross-version determinism."
+        )
+    else:
+        versions = ", ".join(i.version for i in usable)
+        summary = f"interpreters ok: {len(usable)} interpreters ({versions}) agree on all {len(check.scripts)} scripts"
+    report(
+        summary,
+        {
+            "ok": check.ok,
+            "compared": check.compared,
+            "interpreters": [i.as_dict() for i in interpreters],
+            "skipped": [{"candidate": s.candidate, "reason": s.reason} for s in check.skipped],
+            "scripts": [s.as_dict() for s in check.scripts],
+            "disagreements": [d.as_dict() for d in check.disagreements],
+        },
+        as_json,
+        failed=not check.ok,
+    )
+    return exitcodes.OK if check.ok else exitcodes.CHECK_FAILED
