@@ -379,9 +379,9 @@ def parse_report(path: str, data: Any) -> ParsedReport:
     states: dict[int, State] = {}
     inputs: dict[int, int] = {}
     recent = data.get("recent_frames")
-    if recent is not None:
-        if not isinstance(recent, list):
-            raise bad("'recent_frames' must be a list")
+    if recent is not None and not isinstance(recent, list):
+        raise bad("'recent_frames' must be a list")
+    if recent:
         for entry in recent:
             f = integer(entry, "frame", "recent_frames: ")
             chains[f] = chain(entry.get("chain"), f"the chain of frame {f}")
@@ -446,8 +446,18 @@ class Model:
     frame: int
     state: State
     source: str  # "report" (the peer's recorded state) or "search" (a one-unit change found)
-    field: str | None = None
-    delta: int = 0
+    changes: tuple[tuple[str, int, int], ...] = ()  # (field, re-simulated value, real value)
+
+    @property
+    def field(self) -> str | None:
+        return self.changes[0][0] if len(self.changes) == 1 else None
+
+    @property
+    def delta(self) -> int:
+        return self.changes[0][2] - self.changes[0][1] if len(self.changes) == 1 else 0
+
+    def describe_changes(self) -> str:
+        return ", ".join(f"{name} {real} (its inputs give {plain})" for name, plain, real in self.changes)
 
 
 def simulate(
@@ -546,7 +556,14 @@ def _model_from_report(side: Side, plain: bytes, good: int) -> Model | None:
         return None
     if chain_next(_chain_of(plain, side.base.frame, good), state) != recorded:
         return None
-    return Model(frame, state.copy(), "report")
+    _, plain_states = simulate(side, upto=frame, want=(frame,))
+    resimulated = plain_states[frame]
+    changes = tuple(
+        (name, getattr(resimulated, name), getattr(state, name))
+        for name in FIELDS
+        if getattr(resimulated, name) != getattr(state, name)
+    )
+    return Model(frame, state.copy(), "report", changes)
 
 
 def _search(side: Side, plain: bytes, good: int, bad: int) -> Model | None:
@@ -576,7 +593,8 @@ def _search(side: Side, plain: bytes, good: int, bad: int) -> Model | None:
                 except Exception:  # a changed state is outside every invariant: anything may happen
                     continue
                 if chain == target:
-                    return Model(frame, changed, "search", name, delta)
+                    original = getattr(states[frame], name)
+                    return Model(frame, changed, "search", ((name, original, original + delta),))
     return None
 
 
@@ -707,7 +725,10 @@ def _model_phrase(check: Check) -> str:
 
 def _model_how(model: Model) -> str:
     if model.source == "report":
-        return f"its report's state of frame {model.frame} reproduces its recorded chains"
+        return (
+            f"its report's state of frame {model.frame} reproduces its recorded chains; "
+            f"there it has {model.describe_changes()}"
+        )
     return (
         f"a change of {model.field} by {model.delta:+d} right after frame {model.frame} "
         "reproduces its recorded chains"
@@ -732,6 +753,7 @@ def _side_json(side: Side, check: Check) -> dict[str, Any]:
                 "source": model.source,
                 "field": model.field,
                 "delta": model.delta or None,
+                "changes": [{"field": n, "resimulated": p, "real": r} for n, p, r in model.changes],
             }
             if model is not None
             else None
@@ -941,6 +963,8 @@ def run(args: argparse.Namespace) -> int:
             "first_frame": verdict.first_frame,
             "diff": verdict.diff,
             "diff_frame": verdict.diff_frame,
+            "state_a": verdict.state_a.as_dict() if verdict.state_a is not None else None,
+            "state_b": verdict.state_b.as_dict() if verdict.state_b is not None else None,
             "kind": verdict.kind,
             "exact": verdict.exact,
             "frame_range": list(verdict.frame_range) if verdict.frame_range else None,
@@ -1103,15 +1127,14 @@ def _titles(sides: Sequence[Side], checks: Sequence[Check], verdict: Verdict) ->
         model = check.model
         if side.base is None or check.consistent:
             continue
+        name = f"{side.label}'s game" if len(sides) == 2 else "the recorded game"
         if model is None:
-            who.append(f"{side.label}'s game left its inputs somewhere in frames {check.last_good + 1}..")
-        elif model.source == "search":
-            who.append(
-                f"{side.label}'s game left its inputs: {model.field} {model.delta:+d} "
-                f"after frame {model.frame}"
-            )
+            who.append(f"{name} left its inputs in frames {check.last_good + 1}..{check.first_bad}")
         else:
-            who.append(f"{side.label}'s game left its inputs at frame {model.frame} (its report's state)")
+            how = "found by search" if model.source == "search" else "from its report"
+            who.append(
+                f"{name} left its inputs right after frame {model.frame}: {model.describe_changes()}, {how}"
+            )
     sub = "; ".join(who) or "the recorded chains differ"
     return title, f"{sub}.  {legend}"
 
@@ -1162,6 +1185,7 @@ def draw_png(
     columns = (PAD, PAD + 170, PAD + 420, PAD + 670)
     for x, text in zip(columns, ("field", labels[0], labels[1], "b - a")):
         draw_text(surface, text, x, y, 18, DIM)
+    draw_text(surface, "positions and speeds in 1/256 px", width - PAD, y, 18, DIM, "right")
     if not diff:
         known = verdict.state_a is not None and verdict.state_b is not None
         draw_text(surface, "the states are equal" if known else "no field diff", PAD, y + ROW_H, 18, TEXT)
