@@ -168,7 +168,6 @@ class MatchPeer:
         if ended.reason == "finished" and ended.frame is not None:
             # The peer reached the end; its last inputs are already queued, so we can get there too.
             self._remote_end = ended
-            engine.advance(0)
             self._check_end(now_ms)
             return
         desync = None

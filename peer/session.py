@@ -40,6 +40,7 @@ MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
 SHOW_EVERY_MS = 15
 ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
 MAX_HANDSHAKES = 8  # concurrent handshakes while the host waits for a real player
+HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 CONNECT_TIMEOUT_MS = 5000
 
 # Exit codes (DESIGN section 9), by how the match ended from this side.
@@ -208,6 +209,7 @@ class Session:
         self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
         self._listener: Listener | None = None
         self._poller = Poller()
+        self._closing: list[tuple[Stream, int]] = []  # refused connections waiting to hang up
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
@@ -222,6 +224,8 @@ class Session:
         finally:
             if self._listener is not None:
                 self._listener.close()
+            for stream, _ in self._closing:
+                stream.close(linger_ms=0)
             self._poller.close()
 
     def _new_peer(self, role: Role) -> MatchPeer:
@@ -277,7 +281,8 @@ class Session:
                     self.log(
                         f"refused a connection from {link.stream.peer}: {outcome.result} ({outcome.detail})"
                     )
-                    link.stream.close(linger_ms=200)
+                    self._hang_up(link.stream)
+            self._service_closing(now)
             self.frontend.show(waiting)
             self._poller.wait(10)
 
@@ -295,7 +300,24 @@ class Session:
         conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
         conn.refuse("session_full", detail)
         stream.send(conn.data_to_send())
-        stream.close(linger_ms=100)
+        self._hang_up(stream)
+
+    def _hang_up(self, stream: Stream) -> None:
+        """Close once the other side has read our last words and hung up (or after a moment).
+
+        Closing at once would make our kernel answer their next bytes (a hello in flight) with a
+        reset, and a reset can destroy the refusal before they read it.
+        """
+        stream.flush()
+        self._closing.append((stream, self.clock() + HANG_UP_MS))
+
+    def _service_closing(self, now: int) -> None:
+        for item in list(self._closing):
+            stream, deadline = item
+            stream.pump(0)  # whatever they still say is of no interest; EOF is
+            if stream.closed or now >= deadline:
+                stream.close(linger_ms=0)
+                self._closing.remove(item)
 
     # -- joiner ---------------------------------------------------------------------------------
     def _run_joiner(self) -> SessionResult:
@@ -313,7 +335,7 @@ class Session:
                 return SessionResult("quit", "gave up connecting", False, EXIT_OK)
             self.frontend.show(connecting)
             self._poller.wait(10)
-            stream.pump(0)
+            stream.flush()  # completes the connection and sends the hello; reading is the match's job
         if stream.closed:
             return SessionResult("peer_timeout", stream.close_reason or "cannot connect", False, EXIT_NETWORK)
         return self._play(_Link(stream, self._new_peer(Role.JOINER)))
@@ -333,6 +355,7 @@ class Session:
                 last_accept = now
                 while (extra := self._listener.accept()) is not None:
                     self._refuse(extra, "a match is already in progress")
+                self._service_closing(now)
             link.pump(now)
             if self.frontend.quit_requested() and peer.outcome is None:
                 peer.quit(now)
