@@ -191,6 +191,22 @@ def test_unreadable_input_is_one_line_and_exit_2(tmp_path, healthy, content):
     assert "bad.file" in proc.stderr
 
 
+def test_a_report_with_a_state_out_of_range_is_refused(tmp_path, healthy, capsys):
+    state = dict(Game(RULES, SEED).state.as_dict(), ball_y=1 << 70)
+    report = {
+        "kind": REPORT_KIND,
+        "frame": 0,
+        "seed": SEED,
+        "rules": {k: getattr(RULES, k) for k in RULES.__dataclass_fields__},
+        "recent_frames": [{"frame": 0, "input": None, "chain": "00" * 8, "state": state}],
+    }
+    path = tmp_path / "desync-0.json"
+    path.write_text(json.dumps(report))
+    assert main(["desync", str(healthy), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "out of range" in err
+
+
 def test_a_png_into_a_missing_directory_is_refused(tmp_path, healthy, capsys):
     assert main(["desync", str(healthy), str(healthy), "--png", str(tmp_path / "no" / "x.png")]) == 2
     assert "does not exist" in capsys.readouterr().err

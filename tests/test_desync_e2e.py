@@ -66,7 +66,7 @@ def test_a_perturbed_peer_is_caught_reported_and_explained(tmp_path, frame, pert
     assert reports[0] != reports[1], "the two peers' reports must not overwrite each other"
 
     victim, other = ("A", "B") if perturbed == "host" else ("B", "A")
-    for args in (("host.replay", "joiner.replay"), tuple(reports)):
+    for args in (("host.replay", "joiner.replay"), tuple(reports), (reports[0], "joiner.replay")):
         code, result, out = pong_desync(*args, cwd=tmp_path)
         assert code == 1, out
         assert result["diverged"] is True and result["first_frame"] == frame and result["exact"] is True

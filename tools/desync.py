@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lockstep.chain import CHAIN_SIZE, chain_next, chain_start
+from lockstep.codec import encode
 from lockstep.inputs import unpack
 from lockstep.rules import SIM_VERSION, Rules, RulesError
 from lockstep.sim import step
@@ -295,6 +296,8 @@ def _find_report(side: Side) -> None:
     name = os.path.basename(side.path)
     candidates = []
     for path in glob.glob(os.path.join(glob.escape(directory), "desync-*.json")):
+        if not os.path.isfile(path):  # never open a FIFO or a directory that happens to match
+            continue
         try:
             data = _load_json(path)
             if not isinstance(data, dict) or data.get("replay") != name:
@@ -347,7 +350,12 @@ def parse_report(path: str, data: Any) -> ParsedReport:
     def state(value: Any, what: str) -> State:
         if not isinstance(value, dict) or any(type(value.get(name)) is not int for name in FIELDS):
             raise bad(f"{what} must hold every state field as an integer")
-        return State(**{name: value[name] for name in FIELDS})
+        result = State(**{name: value[name] for name in FIELDS})
+        try:
+            encode(result)
+        except ValueError:
+            raise bad(f"{what} has a field out of range") from None
+        return result
 
     if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
         raise bad(f'no "kind": "{REPORT_KIND}"')
@@ -803,7 +811,12 @@ def compare(a: Side, ca: Check, b: Side, cb: Check) -> Verdict:
         verdict.first_frame, verdict.kind = d, "chain"
         verdict.exact = equal is not None and equal == d - 1
         verdict.frame_range = (low, d)
-        where = f"at frame {d}" if verdict.exact else f"in frames {low}..{d} (first seen at frame {d})"
+        if verdict.exact:
+            where = f"at frame {d}"
+        elif equal is None:
+            where = f"at or before frame {d}, the first frame both recordings show"
+        else:
+            where = f"in frames {low}..{d} (first seen at frame {d})"
         who = [s.label for s, c in ((a, ca), (b, cb)) if s.base is not None and not c.consistent]
         because = ""
         if len(who) == 1:
@@ -917,7 +930,10 @@ def run(args: argparse.Namespace) -> int:
     sides = [a]
     if args.b is not None:
         sides.append(load_side("B", args.b))
-    checks = [check_side(s) for s in sides]
+    try:
+        checks = [check_side(s) for s in sides]
+    except (ValueError, ArithmeticError, IndexError) as exc:  # a report's state beyond the rules
+        raise _unreadable(f"cannot re-simulate the recordings: {exc}") from None
     lines = [_side_line(s, c) for s, c in zip(sides, checks)]
     for s in sides:
         lines += [f"  note: {note}" for note in s.notes]
@@ -954,7 +970,8 @@ def run(args: argparse.Namespace) -> int:
         summary = "diverged at frame 0: different matches"
     else:
         fields = ", ".join(item["field"] for item in verdict.diff) or "fields not known"
-        how = "exactly" if verdict.exact else f"within frames {verdict.frame_range}"
+        low, high = verdict.frame_range or (verdict.first_frame, verdict.first_frame)
+        how = "exactly" if verdict.exact else f"within frames {low}..{high}"
         summary = f"diverged at frame {verdict.first_frame} ({verdict.kind}, {how}): {fields}"
     report(
         summary,
