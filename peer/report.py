@@ -76,7 +76,7 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
     agreed = engine.last_agreed_frame
     # The state the peers last agreed on; never at or after the frame that failed.
     before = max(0, min(agreed, frame - 1))
-    first = max(0, min(before, frame - INPUT_HISTORY_FRAMES))
+    first = max(0, frame - INPUT_HISTORY_FRAMES)  # the window always holds `frame` and the one before
     last = min(engine.frame, first + MAX_RECENT_FRAMES - 1)
     outcome = peer.outcome
     names = (est.local_name, est.remote_name) if est.local_slot == 0 else (est.remote_name, est.local_name)

@@ -394,3 +394,34 @@ def test_any_one_unit_perturbation_is_named_exactly(frame, name, delta):
     assert verdict.diff == [
         {"field": name, "a": getattr(verdict.state_a, name), "b": getattr(verdict.state_a, name) + delta}
     ]
+
+
+@settings(max_examples=10)
+@given(
+    frame=st.integers(1, 300),
+    delay=st.sampled_from([0, 2, 5]),
+    perturbed=st.sampled_from(["host", "joiner"]),
+)
+def test_for_any_frame_the_two_live_reports_name_it_and_the_field(frame, delay, perturbed):
+    """The in-memory pair with one side perturbed at F: each report names a frame in [F, F+2],
+    and `pong desync` on the two reports alone names F and ball_y exactly."""
+    host, joiner = make_pair(
+        RULES,
+        3,
+        delay_frames=delay,
+        host_desync_at=frame if perturbed == "host" else None,
+        joiner_desync_at=frame if perturbed == "joiner" else None,
+    )
+    run_pair(host, joiner, _tracker(0), _tracker(1), one_way_ms=16, max_ticks=5000)
+    with tempfile.TemporaryDirectory() as directory:
+        sides = []
+        for label, name, peer in (("A", "host", host), ("B", "joiner", joiner)):
+            assert peer.outcome is not None and peer.outcome.result == "desync"
+            assert frame <= peer.outcome.desync.frame <= frame + 2
+            path = write_desync_report(str(Path(directory) / f"{name}.replay"), peer, peer.outcome.desync)
+            assert path is not None
+            sides.append(desync_tool.load_side(label, path))
+        checks = [desync_tool.check_side(side) for side in sides]
+        verdict = desync_tool.compare(sides[0], checks[0], sides[1], checks[1])
+    assert verdict.first_frame == frame and verdict.exact, verdict.lines
+    assert [item["field"] for item in verdict.diff] == ["ball_y"]
