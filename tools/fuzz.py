@@ -151,7 +151,7 @@ def _run_interpreters(as_json: bool) -> int:
         print(f"  skipped   {skipped.candidate}: {skipped.reason}")
     usable = check.usable
     width = max(len(s.name) for s in check.scripts)
-    print(f"{'script':<{width}}  frames  " + "  ".join(f"{i.version:<16}" for i in usable))
+    print((f"{'script':<{width}}  frames  " + "  ".join(f"{i.version:<16}" for i in usable)).rstrip())
     bad = {d.script for d in check.disagreements}
     for script in check.scripts:
         chains = [i.chains.get(script.name, "?") for i in usable]
@@ -175,7 +175,10 @@ def _run_interpreters(as_json: bool) -> int:
         )
     else:
         versions = ", ".join(i.version for i in usable)
-        summary = f"interpreters ok: {len(usable)} interpreters ({versions}) agree on all {len(check.scripts)} scripts"
+        summary = (
+            f"interpreters ok: {len(usable)} interpreters ({versions}) agree on all "
+            f"{len(check.scripts)} scripts"
+        )
     report(
         summary,
         {

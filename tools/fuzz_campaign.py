@@ -126,8 +126,9 @@ class Progress:
         self.stream.flush()
 
     def done(self) -> None:
+        """End the line rewritten in place, leaving the last status on the screen."""
         if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.write("\n")
             self.stream.flush()
 
 
@@ -167,7 +168,7 @@ def run_campaign(
         failed = f", {len(result.failures)} FAILED" if result.failures else ""
         return (
             f"fuzz: {examples():,} examples, {len(active)} properties{failed}, "
-            f"now {current[0]}, {left:.0f} s left"
+            f"{'' if current[0] == 'done' else 'now '}{current[0]}, {left:.0f} s left"
         )
 
     def observe(name: str) -> None:
@@ -208,6 +209,7 @@ def run_campaign(
     finally:
         remove_observer(observe)
         if progress is not None:
+            current[0] = "done"
             progress.show(clock(), status(clock()), force=True)
             progress.done()
     result.seconds = clock() - start
