@@ -13,6 +13,7 @@ as a ready-to-paste pytest test, `fuzz-regression-<property>.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pprint
 import sys
@@ -167,7 +168,7 @@ def run_campaign(
         left = max(deadline - now, 0.0)
         failed = f", {len(result.failures)} FAILED" if result.failures else ""
         return (
-            f"fuzz: {examples():,} examples, {len(active)} properties{failed}, "
+            f"fuzz: {examples():,} examples, {len(properties)} properties{failed}, "
             f"{'' if current[0] == 'done' else 'now '}{current[0]}, {left:.0f} s left"
         )
 
@@ -286,14 +287,34 @@ def _machine_steps(error: BaseException) -> list[str]:
 
 
 def _call(function: Callable[..., Any], arguments: dict[str, Any]) -> list[str]:
-    """`function(\\n    name=value,\\n)` as lines of code, values pretty-printed as Python."""
+    """`function(\n    name=value,\n)` as lines of code, values written as Python."""
     lines = [f"{function.__name__}("]
     for name, value in arguments.items():
-        text = pprint.pformat(value, width=100 - len(name), compact=True, sort_dicts=False)
-        text = text.replace("\n", "\n" + " " * (len(name) + 5))
-        lines.append(f"    {name}={text},")
+        lines.extend(f"    {name}={_code(value, 4, len(name) + 5)},".splitlines())
     lines.append(")")
     return lines
+
+
+def _code(value: Any, indent: int, column: int) -> str:
+    """`value` as Python source starting at `column` of a line indented by `indent`; later lines
+    carry their whole indentation.
+
+    A dataclass (such as `Rules`) shows only the fields that differ from their defaults, so
+    `Rules(points_to_win=999)` reads as that; everything else is `pprint`ed.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = []
+        for f in dataclasses.fields(value):
+            current = getattr(value, f.name)
+            if f.init and (f.default is dataclasses.MISSING or current != f.default):
+                parts.append(f"{f.name}={current!r}")
+        text = f"{type(value).__name__}({', '.join(parts)})"
+        if column + len(text) <= 100:
+            return text
+        inner = " " * (indent + 4)
+        return f"{type(value).__name__}(\n" + "".join(f"{inner}{p},\n" for p in parts) + " " * indent + ")"
+    text = pprint.pformat(value, width=max(100 - column, 40), compact=True, sort_dicts=False)
+    return text.replace("\n", "\n" + " " * column)
 
 
 def _import_of(obj: Any) -> str:
@@ -355,7 +376,7 @@ def _regression_source(
         "",
         "",
         f"def test_fuzz_regression_{prop.name}():",
-        *("    " + line if line else "" for line in body),
+        *("    " + line if line else "" for line in "\n".join(body).splitlines()),
         "",
     ]
     return "\n".join(lines)

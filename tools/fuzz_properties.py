@@ -203,8 +203,8 @@ def check_same_seed_and_inputs_give_the_same_chain(
     a, b = Game(rules, seed), Game(rules, seed)
     chains = [a.advance(frame_input) for frame_input in inputs]
     assert b.run(inputs) == a.chain, "same seed and inputs, different chain"
-    assert a.state == b.state
-    assert not chains or chains[-1] == a.chain
+    assert a.state == b.state, f"same seed and inputs, different states: {a.state} != {b.state}"
+    assert not chains or chains[-1] == a.chain, "advance() and the chain disagree"
 
 
 def check_states_stay_within_their_invariants(rules: Rules, seed: int, runs: list[tuple[int, int]]) -> None:
@@ -215,17 +215,18 @@ def check_states_stay_within_their_invariants(rules: Rules, seed: int, runs: lis
         state = game.state
         for name in FIELDS:
             assert type(getattr(state, name)) is int, name
-        assert 0 <= state.paddle_l <= rules.field_h - rules.paddle_h
-        assert 0 <= state.paddle_r <= rules.field_h - rules.paddle_h
-        assert 0 <= state.ball_y <= rules.field_h - rules.ball_size
-        assert -rules.ball_size < state.ball_x < rules.field_w
-        assert abs(state.ball_vx) <= rules.ball_speed_max
-        assert abs(state.ball_vy) <= rules.bounce_vy_max
-        assert state.frame == prev.frame + 1
-        assert 0 <= state.score_l + state.score_r - prev.score_l - prev.score_r <= 1
+        assert 0 <= state.paddle_l <= rules.field_h - rules.paddle_h, f"left paddle off the field: {state}"
+        assert 0 <= state.paddle_r <= rules.field_h - rules.paddle_h, f"right paddle off the field: {state}"
+        assert 0 <= state.ball_y <= rules.field_h - rules.ball_size, f"ball off the field: {state}"
+        assert -rules.ball_size < state.ball_x < rules.field_w, f"ball past a side wall: {state}"
+        assert abs(state.ball_vx) <= rules.ball_speed_max, f"ball too fast: {state}"
+        assert abs(state.ball_vy) <= rules.bounce_vy_max, f"ball too steep: {state}"
+        assert state.frame == prev.frame + 1, f"frame {prev.frame} stepped to {state.frame}"
+        points = state.score_l + state.score_r - prev.score_l - prev.score_r
+        assert 0 <= points <= 1, f"{points} points in one frame: {prev} -> {state}"
         reached_points = max(state.score_l, state.score_r) >= rules.points_to_win
         reached_limit = rules.frame_limit and state.frame >= rules.frame_limit
-        assert bool(state.over) == bool(reached_points or reached_limit)
+        assert bool(state.over) == bool(reached_points or reached_limit), f"wrong game-over flag: {state}"
 
 
 def check_restore_then_continue_gives_the_same_chain(
@@ -244,11 +245,11 @@ def check_restore_then_continue_gives_the_same_chain(
     other.restore(snapshot)
     other.run(inputs[save_at:])
     assert other.chain == straight.chain == game.chain, "restore, then continue: another chain"
-    assert other.state == straight.state
+    assert other.state == straight.state, f"restore, then continue: {other.state} != {straight.state}"
 
     result = run_synctest(rules, seed, inputs, check_distance)
     assert result.ok, f"synctest: re-simulation diverged first at frame {result.first_bad_frame}"
-    assert result.final_chain == straight.chain
+    assert result.final_chain == straight.chain, "synctest ended on another chain than a straight run"
 
 
 # --- encode / decode -----------------------------------------------------------------------------
@@ -265,11 +266,11 @@ state_fields = st.tuples(
 def check_decode_inverts_encode(fields: tuple[int, ...], seed: int, runs: list[tuple[int, int]]) -> None:
     state = State(*fields)
     data = encode(state)
-    assert len(data) == STATE_SIZE
-    assert decode(data) == state
+    assert len(data) == STATE_SIZE, f"encoded state of {len(data)} bytes"
+    assert decode(data) == state, f"decode(encode(s)) != s for {state}"
     game = Game(Rules(points_to_win=999), seed)
     game.run(expand(runs))
-    assert decode(encode(game.state)) == game.state
+    assert decode(encode(game.state)) == game.state, f"decode(encode(s)) != s for {game.state}"
 
 
 # --- the wire protocol ---------------------------------------------------------------------------
@@ -334,8 +335,8 @@ def check_any_bytes_give_messages_or_a_remote_protocol_error(junk: bytes, cuts: 
 
 def check_any_split_of_a_stream_decodes_to_the_same_messages(stream: list[Message], cuts: list[int]) -> None:
     blob = b"".join(encode_message(m) for m in stream)
-    assert _decode_in_pieces(blob, []) == stream
-    assert _decode_in_pieces(blob, cuts) == stream
+    assert _decode_in_pieces(blob, []) == stream, "a stream decodes to other messages"
+    assert _decode_in_pieces(blob, cuts) == stream, "a stream decodes to other messages when split"
 
 
 # --- two peers over an unruly link ---------------------------------------------------------------
@@ -424,8 +425,8 @@ class TwoPeersMachine(CountedMachine):
     def memory_stays_bounded(self) -> None:
         for peer in self._peers():
             assert peer.engine is not None
-            assert len(peer.engine._remote) <= peer.engine.max_ahead + 1
-            assert peer.connection.phase in (Phase.PLAYING, Phase.CLOSING, Phase.ENDED)
+            assert len(peer.engine._remote) <= peer.engine.max_ahead + 1, "remote inputs beyond the limit"
+            assert peer.connection.phase in (Phase.PLAYING, Phase.CLOSING, Phase.ENDED), peer.connection.phase
 
 
 # --- replays -------------------------------------------------------------------------------------
@@ -474,18 +475,22 @@ def check_replay_round_trip(
     inputs = expand(runs)
     data, chains = _record(rules, seed, inputs, chunk_frames, end_reason)
     replay = parse_replay(data, "fuzz")
-    assert (replay.rules, replay.seed, replay.chunk_frames) == (rules, seed, chunk_frames)
-    assert replay.frame_inputs == bytes(inputs)
+    assert (replay.rules, replay.seed, replay.chunk_frames) == (rules, seed, chunk_frames), (
+        "header fields differ"
+    )
+    assert replay.frame_inputs == bytes(inputs), "the inputs read back differ"
     expected = [(f, chains[f]) for f in range(chunk_frames, len(inputs) + 1, chunk_frames)]
     if len(inputs) % chunk_frames:
         expected.append((len(inputs), chains[-1]))
-    assert replay.checkpoints == expected
-    assert replay.truncated == (end_reason is None)
+    assert replay.checkpoints == expected, "the checkpoints read back differ"
+    assert replay.truncated == (end_reason is None), f"truncated={replay.truncated} for end {end_reason!r}"
     if end_reason is not None:
-        assert replay.footer is not None and replay.footer.final_chain == chains[-1]
-        assert replay.footer.end_reason == end_reason
+        assert replay.footer is not None and replay.footer.final_chain == chains[-1], "footer chain differs"
+        assert replay.footer.end_reason == end_reason, f"end reason {replay.footer.end_reason!r}"
     result = verify_replay(replay)
-    assert result.ok and result.final_chain == chains[-1] and result.frames == len(inputs)
+    assert result.ok and result.final_chain == chains[-1] and result.frames == len(inputs), (
+        f"verify: {result}"
+    )
 
 
 def check_truncated_replay_yields_its_intact_prefix(
@@ -506,9 +511,9 @@ def check_truncated_replay_yields_its_intact_prefix(
     replay = parse_replay(data[:cut], "cut")
     frames = max([f for end, f in _record_ends(data, whole.header_bytes) if end <= cut], default=0)
     assert replay.frame_inputs == bytes(inputs[:frames]), "not the intact prefix"
-    assert replay.truncated == (cut < len(data) or not finished)
+    assert replay.truncated == (cut < len(data) or not finished), f"truncated={replay.truncated} at {cut}"
     result = verify_replay(replay)
-    assert result.ok and result.final_chain == chains[frames]
+    assert result.ok and result.final_chain == chains[frames], f"the intact prefix does not verify: {result}"
 
 
 def check_any_flipped_byte_is_detected(
@@ -521,7 +526,7 @@ def check_any_flipped_byte_is_detected(
     try:
         parse_replay(bytes(bad), "flipped")
     except ReplayCorruptError as exc:
-        assert str(exc)
+        assert str(exc), "a corruption error must say what is wrong"
         return
     raise AssertionError(f"a flipped byte at offset {position % len(data)} went unnoticed")
 
