@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from tests.conftest import ROOT
+from tests.conftest import PROFILE, ROOT
 from tools import fuzz_properties
 from tools.cli import main
 from tools.fuzz_campaign import Progress, run_campaign
@@ -191,7 +191,7 @@ def test_a_failing_state_machine_is_written_out_as_its_steps(workdir):
 
 def test_a_suite_profile_does_not_leak_into_a_campaign(workdir):
     """Run under the derandomized `ci` profile, the campaign still explores (and uses its database)."""
-    assert settings.default.derandomize is (os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci")
+    assert settings.default.derandomize is (PROFILE == "ci")
     result = run_campaign([TOY], 30.0)
     assert not result.ok and (workdir / ".hypothesis" / "examples").is_dir()
 
