@@ -197,7 +197,7 @@ def run_campaign(
                 failure = _run_turn(prop, max_examples, database, regression_dir)
                 took = max(clock() - began, 1e-6)
                 result.turns += 1
-                # Count only the examples of this turn that hypothesis generated, not its overhead.
+                # Examples per second of this turn, hypothesis' own overhead included.
                 rates[prop.name] = max(COUNTS[prop.name] - before, 1) / took
                 if failure is not None:
                     result.failures.append(failure)
