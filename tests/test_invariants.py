@@ -6,22 +6,11 @@ from hypothesis import strategies as st
 from lockstep.bots import make_bot
 from lockstep.game import Game
 from lockstep.inputs import pack
-from lockstep.rules import UNIT, Rules
+from lockstep.rules import Rules
 from lockstep.state import FIELDS, winner
+from tools.fuzz_properties import varied_rules
 
-rules_strategy = st.builds(
-    Rules,
-    paddle_h=st.integers(16, 120).map(lambda px: px * UNIT),
-    paddle_speed=st.integers(1, 12 * UNIT),
-    ball_speed_start=st.integers(1 * UNIT, 6 * UNIT),
-    ball_speed_step=st.integers(0, UNIT),
-    ball_speed_max=st.integers(6 * UNIT, 150 * UNIT),
-    bounce_vy_max=st.integers(3 * UNIT, 12 * UNIT),
-    serve_vy_max=st.integers(0, 3 * UNIT),
-    serve_delay_frames=st.integers(0, 90),
-    points_to_win=st.integers(1, 15),
-    frame_limit=st.integers(0, 3000),
-)
+rules_strategy = varied_rules
 
 
 def check(rules, prev, state):

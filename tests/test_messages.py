@@ -9,51 +9,13 @@ from peer.errors import RemoteProtocolError
 from peer.messages import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
-    REASONS,
-    Auth,
     ChainCheck,
-    Challenge,
     Decoder,
-    Goodbye,
     Hello,
     Input,
-    Ping,
-    Pong,
-    Refuse,
-    Welcome,
     encode,
 )
-
-names = st.text(max_size=10)
-chains = st.binary(min_size=8, max_size=8)
-reasons = st.sampled_from(REASONS)
-u32 = st.integers(0, 2**32 - 1)
-messages = st.one_of(
-    st.builds(
-        Hello,
-        st.just(PROTOCOL_VERSION),
-        st.just(rules_id(Rules())),
-        st.binary(min_size=16, max_size=16),
-        names,
-    ),
-    st.builds(Challenge, st.binary(min_size=16, max_size=16), st.booleans(), st.binary(max_size=32)),
-    st.builds(Auth, st.binary(max_size=32)),
-    st.builds(
-        Welcome,
-        st.integers(0, 2**64 - 1),
-        st.integers(0, 30),
-        st.integers(0, 1),
-        st.just(rules_id(Rules())),
-        u32,
-        names,
-    ),
-    st.builds(Refuse, reasons, names),
-    st.builds(Input, st.integers(0, 3), st.integers(0, 2**13 - 1)),
-    st.builds(ChainCheck, st.integers(0, 2**64 - 1), chains),
-    st.builds(Ping, u32),
-    st.builds(Pong, u32),
-    st.builds(Goodbye, reasons, st.integers(0, 2**64 - 1), chains, names),
-)
+from tools.fuzz_properties import messages
 
 
 def decode_all(data: bytes, cuts=()):
