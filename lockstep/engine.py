@@ -150,6 +150,10 @@ class Engine:
         # Still true after a desync: our inputs carry our chain, which lets the peer see it too.
         return not self.finished and len(self._local) <= self.delay
 
+    def remote_input_end(self) -> int:
+        """The first frame whose remote input has not arrived yet."""
+        return self.frame + len(self._remote)
+
     def waiting_for_remote(self) -> bool:
         """The next frame has its local input but not the peer's."""
         return (
@@ -166,6 +170,7 @@ class Engine:
 
     def inputs_before(self, frame: int, count: int) -> list[tuple[int, int]]:
         """(frame, frame_input) of up to `count` frames before state `frame`, from history."""
+        frame = min(frame, self.frame)  # a frame named by the peer may lie beyond ours
         first_kept = self.frame - len(self._inputs)
         return [(f, self._inputs[f - first_kept]) for f in range(max(frame - count, first_kept), frame)]
 

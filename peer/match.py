@@ -34,7 +34,7 @@ class Outcome:
     result: str  # one of the reasons of DESIGN section 5
     detail: str
     by_remote: bool  # the peer ended it (or went away)
-    frames: int  # frames simulated and confirmed on this side
+    frames: int  # frames simulated on this side (each with both players' inputs)
     final_chain: bytes | None
     desync: DesyncDetected | None = None
 
@@ -111,6 +111,12 @@ class MatchPeer:
         self.connection.send_goodbye("quit", frame, chain, "the other player quit")
         self._conclude("quit", "you quit", by_remote=False)
 
+    def fail(self, detail: str) -> None:
+        """The caller found the peer misbehaving (e.g. it stopped reading): end as a protocol error."""
+        if self.outcome is None:
+            self.connection.fail_remote(detail)
+            self._conclude("protocol_error", detail, by_remote=True)
+
     @property
     def finished(self) -> bool:
         return self.outcome is not None
@@ -162,23 +168,41 @@ class MatchPeer:
 
     def _on_ended(self, ended: Ended, now_ms: int) -> None:
         engine = self.engine
-        if engine is None or not ended.by_remote:
+        if engine is None:
             self._conclude(ended.reason, ended.detail, ended.by_remote)
             return
-        if ended.reason == "finished" and ended.frame is not None:
-            # The peer reached the end; its last inputs are already queued, so we can get there too.
-            self._remote_end = ended
-            self._check_end(now_ms)
-            return
-        desync = None
-        if ended.reason == "desync":
+        if ended.reason == "desync" and ended.by_remote:
             frame, chain = self._position()
             self.connection.send_goodbye("desync", frame, chain, "desync reported by the peer")
+            desync = None
             if ended.frame is not None and ended.chain is not None:
                 local = engine.chain_at(ended.frame) or bytes(8)
                 desync = DesyncDetected(ended.frame, local, ended.chain, 64)
-        detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
-        self._conclude(ended.reason, detail, by_remote=True, desync=desync)
+            self._conclude(
+                "desync", ended.detail or "desync reported by the peer", by_remote=True, desync=desync
+            )
+        elif ended.reason == "finished" and ended.by_remote and ended.frame is not None:
+            # Its inputs up to its last frame came before its goodbye (TCP keeps order), so an
+            # honest peer's final frame is always within reach; a frame beyond it is a lie.
+            if ended.frame > engine.remote_input_end():
+                detail = (
+                    f"the peer says its match ended at frame {ended.frame}, but sent inputs only up "
+                    f"to frame {engine.remote_input_end()}"
+                )
+                frame, chain = self._position()
+                self.connection.send_goodbye("protocol_error", frame, chain, detail)
+                self._conclude("protocol_error", detail, by_remote=True)
+                return
+            self._remote_end = ended
+            if self._linger_until is None:
+                self._linger_until = now_ms + LINGER_MS  # a backstop: reaching it takes about D frames
+            self._check_end(now_ms)
+        elif engine.finished:
+            # Our match is complete; the peer left (or the link dropped) before confirming its end.
+            self._finish_unconfirmed(f"match over ({ended.detail or ended.reason})")
+        else:
+            detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
+            self._conclude(ended.reason, detail, ended.by_remote)
 
     def _on_desync(self, event: DesyncDetected, now_ms: int) -> None:
         self.connection.send_goodbye("desync", event.frame, event.local, f"desync at frame {event.frame}")
@@ -193,31 +217,48 @@ class MatchPeer:
             frame, chain = self._position()
             self.connection.send_goodbye("finished", frame, chain, "match over")
             if remote_end is not None:
-                self._compare_ends(remote_end)
+                self._compare_ends(remote_end, now_ms)
             elif self._linger_until is None:
                 self._linger_until = now_ms + LINGER_MS
         elif remote_end is not None and remote_end.frame is not None and engine.frame >= remote_end.frame:
             # The peer says the match ended at a frame where ours goes on: the games differ.
-            self._compare_ends(remote_end)
+            self._compare_ends(remote_end, now_ms)
 
-    def _compare_ends(self, remote_end: Ended) -> None:
-        assert self.engine is not None
-        local = self.engine.chain_at(remote_end.frame) if remote_end.frame is not None else None
-        if local is not None and local == remote_end.chain and self.engine.finished:
+    def _compare_ends(self, remote_end: Ended, now_ms: int) -> None:
+        engine = self.engine
+        assert engine is not None
+        local = engine.chain_at(remote_end.frame) if remote_end.frame is not None else None
+        if local is not None and local == remote_end.chain and engine.finished and engine.desync is None:
             self._conclude("finished", "match over", by_remote=False)
-        else:
-            frame = remote_end.frame or 0
-            self._conclude(
-                "desync",
-                f"the peer's match ended at frame {frame} with a different outcome",
-                by_remote=False,
-                desync=DesyncDetected(frame, local or bytes(8), remote_end.chain or bytes(8), 64),
-            )
+            return
+        frame = remote_end.frame or 0
+        desync = engine.desync or DesyncDetected(frame, local or bytes(8), remote_end.chain or bytes(8), 64)
+        # Tell the peer: it finished and is waiting for our word on its final frame.
+        self._on_desync(desync, now_ms)
 
     def _finish_after_linger(self) -> None:
-        # Our match is over; the peer never confirmed its end. Ours is still complete and verified
-        # by every chain check up to here.
-        self._conclude("finished", "match over (the peer did not confirm its final frame)", by_remote=False)
+        engine = self.engine
+        assert engine is not None
+        if self._remote_end is not None and not engine.finished:
+            frame = self._remote_end.frame
+            detail = f"the peer's final frame {frame} was not reached (we are at frame {engine.frame})"
+            self.connection.send_goodbye("protocol_error", *self._position(), detail)
+            self._conclude("protocol_error", detail, by_remote=True)
+        else:
+            self._finish_unconfirmed("match over (the peer did not confirm its final frame)")
+
+    def _finish_unconfirmed(self, detail: str) -> None:
+        """Our match ended; the peer's confirmation is missing. Every check so far still counts."""
+        engine = self.engine
+        assert engine is not None
+        # A chain check may have failed after our last frame (the peer's late inputs carry them).
+        engine.advance(0)
+        if engine.desync is not None:
+            self._conclude(
+                "desync", f"the games diverged at frame {engine.desync.frame}", False, engine.desync
+            )
+        else:
+            self._conclude("finished", detail, by_remote=False)
 
     def _conclude(
         self, result: str, detail: str, by_remote: bool, desync: DesyncDetected | None = None

@@ -122,7 +122,10 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class Goodbye:
-    """Ends the match; carries the sender's last frame and chain so the ends can be compared."""
+    """Ends the match; carries the sender's last frame and chain so the ends can be compared.
+
+    A goodbye sent by the connection itself (a timeout, bad data) knows no frame: 0 and zeros.
+    """
 
     reason: str
     frame: int

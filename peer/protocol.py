@@ -44,6 +44,7 @@ from peer.messages import (
 DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 DEFAULT_SILENCE_TIMEOUT_MS = 5000
 DEFAULT_PING_INTERVAL_MS = 1000
+PING_REPLY_MIN_MS = 100
 _U32 = 0xFFFFFFFF
 
 
@@ -167,6 +168,7 @@ class Connection:
         self._now_ms = now_ms
         self._challenge_sent_ms = 0
         self._rtt_samples: list[int] = []
+        self._last_pong_sent_ms = now_ms - PING_REPLY_MIN_MS
         self._remote_name = ""
         self.established: Established | None = None
         self.rtt_ms: int | None = None
@@ -286,7 +288,7 @@ class Connection:
         self._send(Ping(now_ms & _U32))
 
     def _fail(self, exc: RemoteProtocolError) -> None:
-        if self._error is None and self.phase is not Phase.ENDED:
+        if self._error is None and self.phase is not Phase.ENDED and self._goodbye_sent is None:
             if self.phase is Phase.HANDSHAKE and self.role is Role.HOST:
                 self._send(Refuse(exc.reason, str(exc)))
             else:
@@ -319,8 +321,10 @@ class Connection:
             chain = message.chain if isinstance(message, Goodbye) else None
             self._end(Ended(message.reason, message.detail, True, frame, chain))
         elif isinstance(message, Ping):
-            self._send(Pong(message.token))
+            self._on_ping(message)
         elif isinstance(message, Pong):
+            if self.phase is Phase.HANDSHAKE and self._step is not _Step.PROBING:
+                raise self._unexpected(message)
             self._on_pong(message)
         elif self.phase is Phase.CLOSING:
             return  # game data still in flight after our goodbye: no longer of interest
@@ -335,6 +339,18 @@ class Connection:
             self._handle_host_handshake(message)
         else:
             self._handle_joiner_handshake(message)
+
+    def _on_ping(self, ping: Ping) -> None:
+        # Before the match only the host's RTT probes may ping, and during it a peer pings about
+        # once a second: anything faster is answered at most every PING_REPLY_MIN_MS, so a ping
+        # flood cannot make us queue replies it never reads.
+        if self.phase is Phase.HANDSHAKE:
+            if self._step is not _Step.AWAIT_WELCOME:
+                raise self._unexpected(ping)
+        elif self._now_ms - self._last_pong_sent_ms < PING_REPLY_MIN_MS:
+            return
+        self._last_pong_sent_ms = self._now_ms
+        self._send(Pong(ping.token))
 
     def _on_pong(self, pong: Pong) -> None:
         rtt = (self._now_ms - pong.token) & _U32

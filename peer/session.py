@@ -12,6 +12,7 @@ player, and once a match runs every further connection is refused with `session_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import secrets
@@ -43,8 +44,7 @@ MAX_HANDSHAKES = 8  # concurrent handshakes while the host waits for a real play
 HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 CONNECT_TIMEOUT_MS = 5000
 
-# Exit codes (DESIGN section 9), by how the match ended from this side.
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 3
+MAX_PENDING_BYTES = 1 << 20  # unsent bytes toward a peer that does not read: it is not playing
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,10 @@ class SessionResult:
     result: str
     detail: str
     by_remote: bool
-    exit_code: int
+    # Set when the session could not run or record as asked, whatever the match did: "usage" (a
+    # replay that cannot be written) or "network" (cannot listen or connect). The command line
+    # turns this and `result` into the exit code.
+    problem: str | None = None
     frames: int = 0
     final_chain: bytes | None = None
     score: tuple[int, int] | None = None
@@ -137,16 +140,6 @@ class SessionResult:
         }
 
 
-def exit_code_for(outcome: Outcome) -> int:
-    if outcome.result == "finished":
-        return EXIT_OK
-    if outcome.result == "desync":
-        return EXIT_CHECK_FAILED
-    if outcome.result == "quit" and not outcome.by_remote:
-        return EXIT_OK  # the local player chose to leave
-    return EXIT_NETWORK  # refused, peer gone, timeout, bad data
-
-
 def default_replay_path(role: Role, now: float | None = None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     return f"pong-{stamp}-{role.value}.replay"
@@ -159,6 +152,9 @@ def check_record_path(path: str) -> None:
         raise ReplayWriteError(f"cannot record to {path}: directory {directory} does not exist")
     if os.path.isdir(path):
         raise ReplayWriteError(f"cannot record to {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # Opening a FIFO for writing would block the game loop until someone reads it.
+        raise ReplayWriteError(f"cannot record to {path}: it is not a regular file")
     if not os.access(directory, os.W_OK):
         raise ReplayWriteError(f"cannot record to {path}: directory {directory} is not writable")
 
@@ -210,18 +206,26 @@ class Session:
         self._listener: Listener | None = None
         self._poller = Poller()
         self._closing: list[tuple[Stream, int]] = []  # refused connections waiting to hang up
+        self._link: _Link | None = None  # the match's connection, once there is one
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
         try:
             check_record_path(self.record_path)
         except ReplayWriteError as exc:
-            return SessionResult("quit", str(exc), False, EXIT_USAGE)
+            return SessionResult("quit", str(exc), False, problem="usage")
         try:
             if self.options.role is Role.HOST:
                 return self._run_host()
             return self._run_joiner()
         finally:
+            if self._writer is not None and not self._writer.closed:
+                # An unexpected error: keep every frame recorded so far (the file has no footer,
+                # so readers report it as cut short).
+                with contextlib.suppress(ReplayWriteError):
+                    self._writer.close()
+            if self._link is not None:
+                self._link.stream.close(linger_ms=0)
             if self._listener is not None:
                 self._listener.close()
             for stream, _ in self._closing:
@@ -246,7 +250,7 @@ class Session:
         try:
             self._listener = Listener(opts.host, opts.port)
         except TransportError as exc:
-            return SessionResult("quit", str(exc), False, EXIT_NETWORK)
+            return SessionResult("quit", str(exc), False, problem="network")
         where = f"{opts.host}:{self._listener.port}"
         self.log(f"waiting for a player on {where}")
         self._poller.add(self._listener)
@@ -263,7 +267,7 @@ class Session:
             if self.frontend.quit_requested():
                 for link in handshakes:
                     link.stream.close(linger_ms=0)
-                return SessionResult("quit", "stopped hosting before anyone joined", False, EXIT_OK)
+                return SessionResult("quit", "stopped hosting before anyone joined", False)
             self._accept(handshakes, now)
             for link in list(handshakes):
                 link.pump(now)
@@ -288,13 +292,21 @@ class Session:
 
     def _accept(self, handshakes: list[_Link], now: int) -> None:
         assert self._listener is not None
-        while (stream := self._listener.accept()) is not None:
+        while (stream := self._accept_one()) is not None:
             if len(handshakes) >= MAX_HANDSHAKES:
                 self._refuse(stream, "too many players are connecting at once")
                 continue
             link = _Link(stream, self._new_peer(Role.HOST))
             handshakes.append(link)
             self._poller.add(stream)
+
+    def _accept_one(self) -> Stream | None:
+        assert self._listener is not None
+        try:
+            return self._listener.accept()
+        except TransportError as exc:  # out of file descriptors: the match must go on regardless
+            self.log(f"cannot accept a connection: {exc}")
+            return None
 
     def _refuse(self, stream: Stream, detail: str) -> None:
         conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
@@ -326,22 +338,24 @@ class Session:
             stream = start_connect(opts.host, opts.port, CONNECT_TIMEOUT_MS)
         except TransportError as exc:
             # The peer cannot be reached: the closest reason of the protocol is a timeout.
-            return SessionResult("peer_timeout", str(exc), False, EXIT_NETWORK)
+            return SessionResult("peer_timeout", str(exc), False, problem="network")
         self._poller.add(stream)
         connecting = View("connecting", f"connecting to {opts.host}:{opts.port}")
         while stream.connecting:
             if self.frontend.quit_requested():
                 stream.close(linger_ms=0)
-                return SessionResult("quit", "gave up connecting", False, EXIT_OK)
+                return SessionResult("quit", "gave up connecting", False)
             self.frontend.show(connecting)
             self._poller.wait(10)
             stream.flush()  # completes the connection and sends the hello; reading is the match's job
         if stream.closed:
-            return SessionResult("peer_timeout", stream.close_reason or "cannot connect", False, EXIT_NETWORK)
+            reason = stream.close_reason or "cannot connect"
+            return SessionResult("peer_timeout", reason, False, problem="network")
         return self._play(_Link(stream, self._new_peer(Role.JOINER)))
 
     # -- the match ------------------------------------------------------------------------------
     def _play(self, link: _Link) -> SessionResult:
+        self._link = link
         peer = link.peer
         fast = self.options.fast
         next_tick = float(self.clock())
@@ -353,7 +367,7 @@ class Session:
             now = self.clock()
             if self._listener is not None and now - last_accept >= ACCEPT_EVERY_MS:
                 last_accept = now
-                while (extra := self._listener.accept()) is not None:
+                while (extra := self._accept_one()) is not None:
                     self._refuse(extra, "a match is already in progress")
                 self._service_closing(now)
             link.pump(now)
@@ -383,6 +397,8 @@ class Session:
                     next_tick = now  # a long stall: do not try to replay all of it at once
             self._record(peer)
             link.flush()
+            if link.stream.pending_bytes > MAX_PENDING_BYTES and peer.outcome is None:
+                peer.fail(f"the peer has not read the last {link.stream.pending_bytes} bytes we sent")
             if peer.outcome is not None:
                 break
             if now - bytes_mark[0] >= 1000:
@@ -418,14 +434,14 @@ class Session:
     def _record(self, peer: MatchPeer) -> None:
         frames = peer.take_frames()
         writer = self._writer
-        if writer is None or self._write_error is not None:
-            return
-        try:
-            for frame in frames:
-                writer.add_frame(frame.frame_input, frame.chain)
-        except ReplayWriteError as exc:
-            self._write_error = str(exc)
+        if writer is not None and self._write_error is None:
+            try:
+                for frame in frames:
+                    writer.add_frame(frame.frame_input, frame.chain)
+            except ReplayWriteError as exc:
+                self._write_error = str(exc)
         if self._write_error is not None and peer.outcome is None:
+            # A match nobody can replay or verify is not worth playing on: leave, and say why.
             peer.quit(self.clock())
 
     def _count_stall(self, peer: MatchPeer, now: int) -> None:
@@ -438,9 +454,11 @@ class Session:
                 self._stalled_since = now
 
     def _wait(self, peer: MatchPeer, fast: bool, next_tick: float, now: int) -> None:
-        if fast:
+        if peer.engine is None:
+            timeout = 10  # the handshake: nothing to do until the host answers
+        elif fast:
             # Spin while frames can run; otherwise sleep until the peer's bytes arrive.
-            timeout = 0 if not peer.waiting_for_peer and peer.engine is not None else 5
+            timeout = 5 if peer.waiting_for_peer else 0
         else:
             timeout = max(0, min(int(next_tick - now), 20))
         if timeout:
@@ -479,7 +497,6 @@ class Session:
             outcome.result,
             outcome.detail,
             outcome.by_remote,
-            exit_code_for(outcome),
             frames=outcome.frames,
             final_chain=outcome.final_chain,
             score=engine.game.state.score() if engine is not None else None,
@@ -502,8 +519,7 @@ class Session:
                 self._write_error = self._write_error or str(exc)
         if self._write_error is not None:
             result.detail = f"{result.detail}; {self._write_error}"
-            if result.exit_code == EXIT_OK:
-                result.exit_code = EXIT_USAGE
+            result.problem = "usage"
         if outcome.result == "desync" and engine is not None and outcome.desync is not None:
             from peer.report import write_desync_report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import struct
@@ -253,3 +254,12 @@ def test_a_match_through_netsim_at_100ms_rtt_with_jitter_completes_with_equal_ch
     assert hr["rtt_ms"] >= 80 and hr["input_delay"] >= 6  # 2 x (50 +- 10) ms measured, then auto
     verified(tmp_path / "host.replay")
     verified(tmp_path / "joiner.replay")
+
+
+def test_a_replay_path_that_is_not_a_regular_file_is_refused_before_playing(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    h = Pong("host", "--port", "0", *BOT, "--record", str(fifo), cwd=tmp_path)
+    code, _ = h.finish(timeout=20)
+    assert code == 2
+    assert "not a regular file" in h.stderr and "Traceback" not in h.stderr

@@ -228,3 +228,25 @@ def _decode_one(data):
     decoder = Decoder()
     decoder.feed(data)
     return decoder.next_message()
+
+
+def test_a_ping_before_the_hello_is_a_protocol_error_not_an_answer():
+    from peer.messages import Ping
+
+    h = host()
+    h.receive_data(encode(Ping(1)) * 1000, 1)
+    with pytest.raises(RemoteProtocolError, match="not a Lockstep Pong peer"):
+        events_of(h)
+    assert b"\x88" not in h.data_to_send()  # no pong was queued
+
+
+def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
+    from peer.messages import Ping
+
+    h, j = host(), joiner()
+    handshake(h, j)
+    h.data_to_send()
+    h.receive_data(encode(Ping(7)) * 10_000, 5000)
+    assert events_of(h) == []
+    replies = h.data_to_send()
+    assert 0 < len(replies) <= len(encode(Ping(7)))  # one pong, not ten thousand

@@ -4,9 +4,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockstep.bots import make_bot
+from lockstep.engine import Engine
 from lockstep.game import Game
 from lockstep.rules import Rules
-from peer.messages import encode_input
+from peer.messages import Goodbye, encode_input
+from peer.messages import encode as encode_message
 from peer.pair import make_pair, run_pair
 from peer.protocol import Phase
 
@@ -80,3 +82,60 @@ def test_quit_ends_both_sides_with_quit():
 
 # The stateful machine (random pacing over a link that splits, merges and holds back bytes) is
 # tools.fuzz_properties.TwoPeersMachine; tests/test_fuzz_properties.py runs it with the suite.
+
+
+def _established_pair(rules=RULES, seed=1):
+    host, joiner = make_pair(rules, seed, delay_frames=2)
+    run_pair(host, joiner, *bots(), max_ticks=40)
+    assert host.connection.phase is Phase.PLAYING and joiner.connection.phase is Phase.PLAYING
+    return host, joiner
+
+
+def test_a_finished_goodbye_naming_an_unreachable_frame_ends_the_match_at_once():
+    """A lying (or broken) peer must not leave us waiting forever for a frame we can never reach."""
+    _, joiner = _established_pair()
+    joiner.receive_data(encode_message(Goodbye("finished", 10**9, bytes(8), "")), 5000)
+    assert joiner.outcome is not None and joiner.outcome.result == "protocol_error"
+    assert "10000000000" not in joiner.outcome.detail and "1000000000" in joiner.outcome.detail
+
+
+def test_a_desync_goodbye_naming_any_frame_is_handled_without_an_exception():
+    _, joiner = _established_pair()
+    joiner.receive_data(encode_message(Goodbye("desync", 2**63, b"\x01" * 8, "lies")), 5000)
+    assert joiner.outcome.result == "desync" and joiner.outcome.desync.frame == 2**63
+    assert joiner.engine.inputs_before(2**63, 10)  # clamped to the history we have
+
+
+def test_when_only_one_side_ends_the_match_both_report_desync():
+    """One side's game ends at frame 300, the other's goes on: a divergence at the very end."""
+    host, joiner = _established_pair(Rules(points_to_win=99))
+
+    class EndsAt300(Engine):
+        """The same states and chains, but this side believes the match is over at frame 300."""
+
+        @property
+        def finished(self):
+            return self.frame >= 300 or super().finished
+
+    host.engine.__class__ = EndsAt300  # equal chains: no chain check can notice, only the ends differ
+    run_pair(host, joiner, *bots(), max_ticks=2000)
+    assert joiner.outcome.result == "desync"
+    assert host.outcome.result == "desync", host.outcome
+    assert host.outcome.by_remote  # the host finished; the joiner told it the ends differ
+
+
+def test_a_quit_crossing_our_finished_goodbye_still_counts_the_match_as_finished():
+    rules = Rules(points_to_win=99, frame_limit=200)
+    host, joiner = _established_pair(rules)
+    now = 5000
+    while not host.engine.finished:
+        now += 16
+        host.update(now, bots()[0])
+        joiner.update(now, bots()[1])
+        for src, dst in ((host, joiner), (joiner, host)):
+            data = src.data_to_send()
+            if data and not (src is host and host.engine.finished):  # the host's goodbye stays in flight
+                dst.receive_data(data, now)
+    joiner.quit(now)  # before the host's goodbye arrives
+    host.receive_data(joiner.data_to_send(), now + 1)
+    assert host.outcome.result == "finished" and "quit" in host.outcome.detail

@@ -115,9 +115,9 @@ def test_a_stall_shows_waiting_for_peer_only_after_100ms(window):
 
 
 def test_the_end_screen_says_who_won(window):
-    result = SessionResult("finished", "match over", False, 0, frames=9, score=(3, 11), local_slot=1)
+    result = SessionResult("finished", "match over", False, frames=9, score=(3, 11), local_slot=1)
     assert result_text(result) == ("You won!", "11 - 3")
-    assert result_text(SessionResult("quit", "", True, 3))[0] == "The other player left"
+    assert result_text(SessionResult("quit", "", True))[0] == "The other player left"
     window.render(View("playing", state=played_state(), rules=RULES, established=EST))
     before = pygame.image.tostring(window.screen, "RGB")
     window.render_end(*result_text(result), result)

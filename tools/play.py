@@ -12,8 +12,9 @@ from lockstep.bots import BOT_NAMES
 from lockstep.engine import MAX_DELAY_FRAMES
 from lockstep.rules import Rules
 from peer.protocol import Role
-from peer.session import EXIT_OK, Session, SessionOptions, SessionResult
+from peer.session import Session, SessionOptions, SessionResult
 from tools import args as types
+from tools import exitcodes
 from tools.exitcodes import CommandError
 from tools.output import report
 
@@ -168,8 +169,24 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    report(summary(result), result.as_json(), args.json, failed=result.exit_code != EXIT_OK)
-    return result.exit_code
+    code = exit_code(result)
+    report(summary(result), result.as_json(), args.json, failed=code != exitcodes.OK)
+    return code
+
+
+def exit_code(result: SessionResult) -> int:
+    """DESIGN section 9: 0 success, 1 a check failed, 2 bad usage or unwritable replay, 3 network."""
+    if result.problem == "usage":
+        return exitcodes.USAGE
+    if result.problem == "network":
+        return exitcodes.NETWORK
+    if result.result == "finished":
+        return exitcodes.OK
+    if result.result == "desync":
+        return exitcodes.CHECK_FAILED
+    if result.result == "quit" and not result.by_remote:
+        return exitcodes.OK  # the local player chose to leave
+    return exitcodes.NETWORK  # refused, peer gone, timeout, bad data
 
 
 def _log(line: str) -> None:
@@ -186,7 +203,8 @@ def summary(result: SessionResult) -> str:
         left, right = result.score or (0, 0)
         mine = (left, right) if result.local_slot == 0 else (right, left)
         verdict = "you won" if mine[0] > mine[1] else "you lost" if mine[0] < mine[1] else "a draw"
-        return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{chain}{where}"
+        note = f" ({result.detail})" if result.detail != "match over" else ""
+        return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{note}{chain}{where}"
     if result.result == "desync" and result.desync is not None:
         return f"desync: the games diverged at frame {result.desync.frame} ({result.detail}){where}"
     if result.input_delay is None:  # no match was ever established
