@@ -10,10 +10,6 @@ NEUTRAL = 0
 UP = 1
 DOWN = 2
 INPUT_MASK = UP | DOWN
-FRAME_MASK = 0x0F
-
-LEFT = 0
-RIGHT = 1
 
 
 def pack(left: int, right: int) -> int:
@@ -24,7 +20,3 @@ def pack(left: int, right: int) -> int:
 def unpack(frame_input: int) -> tuple[int, int]:
     return frame_input & INPUT_MASK, (frame_input >> 2) & INPUT_MASK
 
-
-def direction(player_input: int) -> int:
-    """-1 up, +1 down, 0 stay (both or neither pressed)."""
-    return ((player_input >> 1) & 1) - (player_input & 1)

@@ -59,7 +59,7 @@ DEFAULT_CHUNK_FRAMES = 60  # about one second of play per chunk: a crash loses a
 MAX_CHUNK_FRAMES = 4096
 MAX_NAME_BYTES = 255
 MAX_REASON_BYTES = 64
-MAX_DELAY_FRAMES = 0xFFFF
+MAX_HEADER_DELAY = 0xFFFF  # what the header's 16-bit delay field holds (the engine allows far less)
 MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; refuse bigger files instead of eating memory
 VALID_INPUT_MAX = 0x0F  # the four bits lockstep.inputs uses
 

@@ -35,7 +35,7 @@ from replay.format import (
     FORMAT_VERSION,
     MAGIC,
     MAX_CHUNK_FRAMES,
-    MAX_DELAY_FRAMES,
+    MAX_HEADER_DELAY,
     MAX_NAME_BYTES,
     MAX_REASON_BYTES,
     PREFIX,
@@ -64,8 +64,8 @@ def encode_header(
         raise ValueError("rules must be a lockstep.rules.Rules")
     if not 0 <= seed < 1 << 64:
         raise ValueError("seed must be in 0 .. 2**64-1")
-    if not 0 <= input_delay <= MAX_DELAY_FRAMES:
-        raise ValueError(f"input delay must be 0..{MAX_DELAY_FRAMES} frames")
+    if not 0 <= input_delay <= MAX_HEADER_DELAY:
+        raise ValueError(f"input delay must be 0..{MAX_HEADER_DELAY} frames")
     if not -(1 << 63) <= created_unix < 1 << 63:
         raise ValueError("created_unix out of range")
     if not 1 <= chunk_frames <= MAX_CHUNK_FRAMES:
