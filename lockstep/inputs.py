@@ -19,4 +19,3 @@ def pack(left: int, right: int) -> int:
 
 def unpack(frame_input: int) -> tuple[int, int]:
     return frame_input & INPUT_MASK, (frame_input >> 2) & INPUT_MASK
-
