@@ -1,27 +1,32 @@
-"""The desync report: what one peer knows about a divergence, as JSON next to its replay.
+"""The desync report: its schema in one place, the writer (a peer) and the reader (`pong desync`).
 
-Written by the session when a match ends with `desync` (either side: the one that caught the
-mismatch and the one its peer told). `pong desync` reads two of these (or two replays, finding
-the reports next to them) to show, field by field, what went wrong. Everything a developer needs
-without the replay is in it:
+What one peer knows about a divergence, as JSON next to its replay. Written by the session when a
+match ends with `desync` (either side: the one that caught the mismatch and the one its peer told);
+`pong desync` reads two of these (or two replays, finding the reports next to them) to show, field
+by field, what went wrong. Everything a developer needs without the replay is in it:
 
-- `frame`: the frame whose chain check failed (the first frame known to differ), `local_chain`
-  and `remote_chain` there (the peer's full 8 bytes, or its low `remote_chain_bits` bits when a
-  per-input check caught it), `detected_by` (`local`: this side caught it; `peer`: the peer did);
+- `frame`: the frame whose chain check failed (the first frame known to differ; never past the
+  last frame this peer simulated), `local_chain` and `remote_chain` there (the peer's full 8
+  bytes, or its low `remote_chain_bits` bits when a per-input check caught it), `detected_by`
+  (`local`: this side caught it; `peer`: the peer did);
 - `last_agreed_frame` (the latest frame the peer confirmed; -1 before any) and the full state at
   `state_last_agreed_frame` (the last agreed frame, at most `frame - 1`) and at `frame`
   (`state_first_divergent`);
 - `recent_frames`: for each of the last few frames up to the last one simulated, the frame, the
   packed input of the step that led to it (replay numbering: the input of frame f turns state
-  f - 1 into state f), the chain and the full state. `recent_inputs` is the older, engine-numbered
-  list ({frame: f, input} is the input of the step from f to f + 1), kept for compatibility;
+  f - 1 into state f), the chain and the full state;
 - the match (`seed`, `rules`, `input_delay`, `slot`, `role`, `names`), the replay's file name and
   `versions` (simulation, protocol, replay format, Python).
 
 The file is `desync-<frame>.json` in the replay's directory. Two peers recording into the same
 directory (a test, `pong selfplay`) stop at the same frame, so the second one to write takes
 `desync-<frame>-<replay name>.json` instead of overwriting the first: files are created
-exclusively, never replaced.
+exclusively, never replaced. Writing is best-effort: a report never takes the session down.
+
+Layering: this module is the one definition of the format, so the writer and `parse_report` live
+side by side. `tools/desync.py` imports it for the reader; to keep that start-up light, the peer
+and engine types (peer.match pulls in the protocol and the engine) are imported for type
+checking only, and the protocol version when a report is written.
 """
 
 from __future__ import annotations
@@ -30,19 +35,26 @@ import contextlib
 import json
 import os
 import platform
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from lockstep.engine import DesyncDetected, Engine
-from lockstep.rules import SIM_VERSION
-from lockstep.state import State
-from peer.match import MatchPeer
-from peer.messages import PROTOCOL_VERSION
+from lockstep.chain import CHAIN_SIZE
+from lockstep.codec import encode
+from lockstep.rules import SIM_VERSION, Rules, RulesError
+from lockstep.state import FIELDS, State
 from replay.format import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from lockstep.engine import DesyncDetected, Engine
+    from peer.match import MatchPeer
 
 REPORT_FORMAT = 2
 REPORT_KIND = "lockstep-pong desync report"
-INPUT_HISTORY_FRAMES = 10  # frames before the divergent one in `recent_inputs` / `recent_frames`
+INPUT_HISTORY_FRAMES = 10  # frames before the divergent one in `recent_frames`
 MAX_RECENT_FRAMES = 48  # bound on `recent_frames` (the engine may have run on a little past it)
+
+
+# -- writing ------------------------------------------------------------------------------------
 
 
 def _state(state: State | None) -> dict[str, int] | None:
@@ -69,10 +81,14 @@ def _recent_frames(engine: Engine, first: int, last: int) -> list[dict[str, Any]
 
 
 def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> dict[str, Any]:
+    """The report as a JSON-ready dict. Its `frame` is the desync's, clamped to the frames this
+    peer simulated: a peer's desync goodbye may name any frame, even one we never reached."""
+    from peer.messages import PROTOCOL_VERSION  # here: the reader (`pong desync`) never needs it
+
     engine = peer.engine
     est = peer.established
     assert engine is not None and est is not None
-    frame = desync.frame
+    frame = max(0, min(desync.frame, engine.frame))
     agreed = engine.last_agreed_frame
     # The state the peers last agreed on; never at or after the frame that failed.
     before = max(0, min(agreed, frame - 1))
@@ -94,9 +110,6 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
         "state_first_divergent": _state(engine.state_at(frame)),
         "frames_simulated": engine.frame,
         "recent_frames": _recent_frames(engine, first, last),
-        "recent_inputs": [
-            {"frame": f, "input": value} for f, value in engine.inputs_before(frame, INPUT_HISTORY_FRAMES)
-        ],
         "slot": est.local_slot,
         "role": peer.connection.role.value,
         "names": list(names),
@@ -114,17 +127,30 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
     }
 
 
-def report_path(replay_path: str, frame: int) -> str:
-    """The preferred name: `desync-<frame>.json` next to the replay."""
-    return os.path.join(os.path.dirname(os.path.abspath(replay_path)), f"desync-{frame}.json")
-
-
 def _candidates(replay_path: str, frame: int) -> list[str]:
     directory = os.path.dirname(os.path.abspath(replay_path))
     stem = os.path.splitext(os.path.basename(replay_path))[0] or "replay"
     names = [f"desync-{frame}.json", f"desync-{frame}-{stem}.json"]
     names += [f"desync-{frame}-{stem}-{n}.json" for n in range(2, 10)]
     return [os.path.join(directory, name) for name in names]
+
+
+def _create(paths: list[str], text: str) -> str | None:
+    """Write `text` into the first of `paths` that does not exist yet; None when all do."""
+    for path in paths:
+        try:
+            file = open(path, "x", encoding="utf-8")  # noqa: SIM115 (closed below, removed on failure)
+        except FileExistsError:
+            continue
+        try:
+            with file:
+                file.write(text)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise
+        return path
+    return None
 
 
 def write_desync_report(replay_path: str, peer: MatchPeer, desync: DesyncDetected) -> str | None:
@@ -134,22 +160,146 @@ def write_desync_report(replay_path: str, peer: MatchPeer, desync: DesyncDetecte
     directory a moment ago) is never overwritten; the next free name is taken instead.
     """
     try:
-        text = json.dumps(desync_report(peer, desync, replay_path), indent=2, sort_keys=True) + "\n"
-    except (TypeError, ValueError):  # defensive: a report must never take the session down
+        report = desync_report(peer, desync, replay_path)
+        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        return _create(_candidates(replay_path, report["frame"]), text)
+    except Exception:  # best-effort: a report must never take the session down
         return None
-    for path in _candidates(replay_path, desync.frame):
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+class ReportError(ValueError):
+    """A file that is not a usable desync report; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class ParsedReport:
+    """A desync report's contents, validated, in replay numbering (the input of frame f turns
+    state f - 1 into state f). `inputs` are the consecutive inputs from `input_start` on;
+    `base_frame` is the first frame whose state and chain are both known (where a re-simulation
+    can start; None when the report holds no recent frames)."""
+
+    path: str
+    frame: int
+    seed: int
+    rules: Rules
+    names: tuple[str, str]
+    replay_name: str
+    base_frame: int | None
+    input_start: int
+    inputs: bytes
+    chains: dict[int, bytes]
+    states: dict[int, State]
+    sim_version: int | None
+    detected_by: str | None
+
+
+def parse_report(path: str, data: Any) -> ParsedReport:
+    """A desync report's contents (`data`: the decoded JSON), validated; raises ReportError."""
+
+    def bad(what: str) -> ReportError:
+        return ReportError(f"{path}: not a usable desync report: {what}")
+
+    def integer(obj: Any, key: str, where: str = "") -> int:
+        value = obj.get(key) if isinstance(obj, dict) else None
+        if type(value) is not int:
+            raise bad(f"{where}{key!r} must be an integer")
+        return value
+
+    def chain(value: Any, what: str) -> bytes:
         try:
-            with open(path, "x", encoding="utf-8") as file:
-                try:
-                    file.write(text)
-                except OSError:
-                    file.close()
-                    with contextlib.suppress(OSError):
-                        os.remove(path)
-                    return None
-        except FileExistsError:
-            continue
-        except OSError:
-            return None
-        return path
-    return None
+            raw = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != CHAIN_SIZE:
+            raise bad(f"{what} must be {CHAIN_SIZE} bytes of hex")
+        return raw
+
+    def state(value: Any, what: str) -> State:
+        if not isinstance(value, dict) or any(type(value.get(name)) is not int for name in FIELDS):
+            raise bad(f"{what} must hold every state field as an integer")
+        result = State(**{name: value[name] for name in FIELDS})
+        try:
+            encode(result)
+        except ValueError:
+            raise bad(f"{what} has a field out of range") from None
+        return result
+
+    if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
+        raise bad(f'no "kind": "{REPORT_KIND}"')
+    frame = integer(data, "frame")
+    seed = integer(data, "seed")
+    if not 0 <= seed < 1 << 64 or frame < 0:
+        raise bad("seed or frame out of range")
+    raw_rules = data.get("rules")
+    if not isinstance(raw_rules, dict):
+        raise bad("'rules' must be an object")
+    try:
+        rules = Rules(**raw_rules)
+    except (TypeError, RulesError) as exc:
+        raise bad(f"invalid rules: {exc}") from None
+    names_value = data.get("names")
+    names = ("left", "right")
+    if (
+        isinstance(names_value, list)
+        and len(names_value) == 2
+        and all(isinstance(n, str) for n in names_value)
+    ):
+        names = (names_value[0], names_value[1])
+    replay_name = data.get("replay")
+    replay_name = os.path.basename(replay_name) if isinstance(replay_name, str) else ""
+    versions = data.get("versions")
+    sim_version = versions.get("sim") if isinstance(versions, dict) else None
+
+    chains: dict[int, bytes] = {}
+    states: dict[int, State] = {}
+    inputs: dict[int, int] = {}
+    recent = data.get("recent_frames")
+    if recent is not None and not isinstance(recent, list):
+        raise bad("'recent_frames' must be a list")
+    for entry in recent or []:
+        f = integer(entry, "frame", "recent_frames: ")
+        chains[f] = chain(entry.get("chain"), f"the chain of frame {f}")
+        states[f] = state(entry.get("state"), f"the state of frame {f}")
+        if states[f].frame != f:
+            raise bad(f"the state listed for frame {f} is the state of frame {states[f].frame}")
+        value = entry.get("input")
+        if value is not None:
+            if type(value) is not int or not 0 <= value <= 15:
+                raise bad(f"the input of frame {f} must be 0..15")
+            inputs[f] = value
+    for key, at in (("state_last_agreed", None), ("state_first_divergent", frame)):
+        value = data.get(key)
+        if value is not None:
+            s = state(value, f"{key!r}")
+            if at is None or s.frame == at:
+                states.setdefault(s.frame, s)
+    if frame in states and frame not in chains:
+        chains[frame] = chain(data.get("local_chain"), "'local_chain'")
+
+    base_frame = None
+    input_start = frame + 1
+    if recent:
+        base_frame = min(f for f in states if f in chains)
+        input_start = base_frame + 1
+    values = bytearray()
+    while input_start + len(values) in inputs:
+        values.append(inputs[input_start + len(values)])
+    detected = data.get("detected_by")
+    return ParsedReport(
+        path=path,
+        frame=frame,
+        seed=seed,
+        rules=rules,
+        names=names,
+        replay_name=replay_name,
+        base_frame=base_frame,
+        input_start=input_start,
+        inputs=bytes(values),
+        chains=chains,
+        states=states,
+        sim_version=sim_version if type(sim_version) is int else None,
+        detected_by=detected if isinstance(detected, str) else None,
+    )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -18,16 +19,21 @@ from hypothesis import strategies as st
 
 from lockstep.bots import make_bot
 from lockstep.chain import chain_next
+from lockstep.engine import DesyncDetected
 from lockstep.game import Game
 from lockstep.inputs import DOWN, UP, pack, unpack
 from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from lockstep.state import FIELDS
+from peer.messages import Goodbye
+from peer.messages import encode as encode_message
 from peer.pair import make_pair, run_pair
 from peer.report import REPORT_KIND, desync_report, write_desync_report
+from replay import divergence
 from replay.writer import ReplayWriter
 from tests.conftest import ROOT
 from tools import desync as desync_tool
+from tools import desync_png
 from tools.cli import main
 
 RULES = Rules(points_to_win=99)
@@ -271,7 +277,8 @@ def test_reports_hold_frame_chains_states_inputs_and_versions(pair_desync, tmp_p
         frames = [entry["frame"] for entry in report["recent_frames"]]
         assert frames == list(range(frames[0], frames[-1] + 1))
         assert frames[0] <= report["frame"] - 10 and frames[-1] >= report["frame"]
-        assert report["recent_inputs"] and set(report["versions"]) >= {"sim", "protocol", "python"}
+        assert "recent_inputs" not in report  # format 1 never shipped: recent_frames only
+        assert set(report["versions"]) >= {"sim", "protocol", "python"}
         json.dumps(report)
     (host_report, joiner_report) = reports
     assert {host_report["role"], joiner_report["role"]} == {"host", "joiner"}
@@ -295,6 +302,43 @@ def test_two_peers_writing_into_one_directory_never_overwrite_each_other(pair_de
     assert write_desync_report(str(tmp_path / "missing" / "x.replay"), host, host.outcome.desync) is None
 
 
+def test_a_desync_goodbye_naming_any_frame_still_gets_a_report_for_the_frames_we_have(tmp_path, capsys):
+    """A peer's desync goodbye may name any frame (here 2**63): the report is written for the last
+    frame this side simulated, without an exception, and `pong desync` reads it."""
+    host, joiner = make_pair(RULES, 1, delay_frames=2)
+    run_pair(host, joiner, _tracker(0), _tracker(1), max_ticks=40)
+    joiner.receive_data(encode_message(Goodbye("desync", 2**63, b"\x01" * 8, "lies")), 5000)
+    assert joiner.outcome is not None and joiner.outcome.result == "desync"
+    desync = joiner.outcome.desync
+    assert desync.frame == 2**63
+    last = joiner.engine.frame
+    report = desync_report(joiner, desync, str(tmp_path / "joiner.replay"))
+    assert report["frame"] == last and report["state_first_divergent"]["frame"] == last
+    assert report["recent_frames"][-1]["frame"] == last
+    path = write_desync_report(str(tmp_path / "joiner.replay"), joiner, desync)
+    assert path == str(tmp_path / f"desync-{last}.json")
+    code, result, _ = run(capsys, path)
+    assert code == 0 and result["diverged"] is False  # the joiner's own game is consistent
+
+
+@pytest.mark.parametrize("frame", [2**63, 10**30, -1, -(2**63)])
+def test_a_report_for_any_desync_frame_is_written_or_none_and_never_raises(pair_desync, tmp_path, frame):
+    _, host, _ = pair_desync
+    desync = DesyncDetected(frame, bytes(8), b"\x01" * 8, 64)
+    path = write_desync_report(str(tmp_path / "host.replay"), host, desync)
+    if path is not None:
+        with open(path) as file:
+            assert 0 <= json.load(file)["frame"] <= host.engine.frame
+
+
+def test_writing_a_report_is_best_effort(tmp_path):
+    """Whatever goes wrong while building or writing it, the caller gets None, not an exception."""
+    broken = SimpleNamespace(engine=None, established=None, outcome=None)
+    desync = DesyncDetected(5, bytes(8), bytes(8), 64)
+    assert write_desync_report(str(tmp_path / "x.replay"), broken, desync) is None
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_two_reports_alone_name_the_frame_and_the_field(pair_desync, tmp_path, capsys):
     f, host, joiner = pair_desync
     paths = [
@@ -315,16 +359,23 @@ def test_a_replay_picks_up_its_own_report_and_ignores_one_that_does_not_fit(tmp_
     path = record(tmp_path / "b.replay", perturb=(150, "ball_y", -1))
     healthy = record(tmp_path / "a.replay")
     # A stale report naming b.replay whose inputs do not match it is ignored, with a note.
+    game = Game(RULES, SEED)
+    recent = []
+    for frame in (100, 101):
+        while game.state.frame < frame:
+            game.advance(INPUTS[game.state.frame])
+        wrong = (INPUTS[frame - 1] + 1) % 16  # replay numbering: the input of frame f is INPUTS[f - 1]
+        entry = {"frame": frame, "input": wrong, "chain": game.chain.hex(), "state": game.state.as_dict()}
+        recent.append(entry)
     stale = {
         "kind": REPORT_KIND,
-        "frame": 150,
+        "frame": 101,
         "seed": SEED,
         "rules": {k: getattr(RULES, k) for k in RULES.__dataclass_fields__},
         "replay": "b.replay",
-        "recent_frames": [],
-        "recent_inputs": [{"frame": 100, "input": (INPUTS[100] + 1) % 16}],
+        "recent_frames": recent,
     }
-    (tmp_path / "desync-150.json").write_text(json.dumps(stale))
+    (tmp_path / "desync-101.json").write_text(json.dumps(stale))
     code, result, _ = run(capsys, healthy, path)
     assert code == 1 and result["first_frame"] == 150
     assert result["b"]["report"] is None
@@ -360,19 +411,19 @@ def test_png_shows_both_states_with_the_differing_object_marked(tmp_path, health
     assert code == 1 and result["png"] == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = pygame.image.load(str(out))
-    assert image.get_width() == 2 * desync_tool.PANEL_W + 3 * desync_tool.PAD
-    layout = court_layout(RULES, desync_tool.PANEL_W, desync_tool.PANEL_H)
-    top = desync_tool.TITLE_H + desync_tool.CAPTION_H
+    assert image.get_width() == 2 * desync_png.PANEL_W + 3 * desync_png.PAD
+    layout = court_layout(RULES, desync_png.PANEL_W, desync_png.PANEL_H)
+    top = desync_png.TITLE_H + desync_png.CAPTION_H
     for n, key in enumerate(("state_a", "state_b")):
         state = State(**result[key])
-        left = desync_tool.PAD + n * (desync_tool.PANEL_W + desync_tool.PAD)
+        left = desync_png.PAD + n * (desync_png.PANEL_W + desync_png.PAD)
         box = pygame.Rect(layout.rect(*ball_rect(RULES, state))).inflate(16, 16).move(left, top)
         # The red outline round the ball, on both sides ...
         for x, y in ((box.left + 1, box.centery), (box.right - 2, box.centery), (box.centerx, box.top + 1)):
-            assert tuple(image.get_at((x, y)))[:3] == desync_tool.RED, (n, x, y)
+            assert tuple(image.get_at((x, y)))[:3] == desync_png.RED, (n, x, y)
         # ... and none round the paddles, which agree.
         paddle = pygame.Rect(layout.rect(*paddle_rects(RULES, state)[0])).inflate(16, 16).move(left, top)
-        assert tuple(image.get_at((paddle.left + 1, paddle.centery)))[:3] != desync_tool.RED
+        assert tuple(image.get_at((paddle.left + 1, paddle.centery)))[:3] != desync_png.RED
 
 
 @settings(max_examples=15)
@@ -388,8 +439,8 @@ def test_any_one_unit_perturbation_is_named_exactly(frame, name, delta):
         a = record(Path(directory) / "a.replay")
         b = record(Path(directory) / "b.replay", perturb=(frame, name, delta))
         sides = [desync_tool.load_side(label, str(p)) for label, p in (("A", a), ("B", b))]
-        checks = [desync_tool.check_side(side) for side in sides]
-        verdict = desync_tool.compare(sides[0], checks[0], sides[1], checks[1])
+        checks = [divergence.check_side(side) for side in sides]
+        verdict = divergence.compare(sides[0], checks[0], sides[1], checks[1])
     assert verdict.diverged and verdict.first_frame == frame and verdict.exact
     assert verdict.diff == [
         {"field": name, "a": getattr(verdict.state_a, name), "b": getattr(verdict.state_a, name) + delta}
@@ -421,7 +472,7 @@ def test_for_any_frame_the_two_live_reports_name_it_and_the_field(frame, delay, 
             path = write_desync_report(str(Path(directory) / f"{name}.replay"), peer, peer.outcome.desync)
             assert path is not None
             sides.append(desync_tool.load_side(label, path))
-        checks = [desync_tool.check_side(side) for side in sides]
-        verdict = desync_tool.compare(sides[0], checks[0], sides[1], checks[1])
+        checks = [divergence.check_side(side) for side in sides]
+        verdict = divergence.compare(sides[0], checks[0], sides[1], checks[1])
     assert verdict.first_frame == frame and verdict.exact, verdict.lines
     assert [item["field"] for item in verdict.diff] == ["ball_y"]
