@@ -18,8 +18,7 @@ from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from peer.protocol import Established
 from peer.session import SessionResult, View
-from replay.render import FOREGROUND, draw_state, draw_text
-from replay.viewer import display_problem
+from replay.render import FOREGROUND, display_problem, draw_state, draw_text
 
 WINDOW_SIZE = (960, 720)
 STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
@@ -201,9 +200,6 @@ class WindowFrontend:
             y += 22
 
     def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
-        surface = self.screen
-        font = self.pygame.font.Font(None, size)
-        image = font.render(text, True, colour)
-        x = (surface.get_width() - image.get_width()) // 2
-        y = surface.get_height() // 2 + dy - image.get_height() // 2
-        surface.blit(image, (x, y))
+        """A line centred across the window, `dy` pixels below its middle."""
+        width, height = self.screen.get_size()
+        draw_text(self.screen, text, width // 2, height // 2 + dy, size, colour, align="centre")

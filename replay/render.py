@@ -10,6 +10,8 @@ mapping from simulation units to pixels, which is also what tests use to find th
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -163,9 +165,15 @@ _font_failed = False
 def draw_text(
     surface: pygame.Surface, text: str, x: int, y: int, size: int, colour: Colour, align: str = "left"
 ) -> int:
-    """Text with pygame's default font (anchored at its left, or right with align="right"); returns
-    the width drawn, 0 where no font is available (text is decoration: drawing goes on without)."""
+    """Text with pygame's default font, cached per size; returns the width drawn, 0 where no font is
+    available (text is decoration: drawing goes on without).
+
+    `align="left"` puts the text's top-left corner at (x, y), `"right"` its top-right corner, and
+    `"centre"` its middle (both ways), for captions centred on a point.
+    """
     global _font_failed
+    if align not in ("left", "right", "centre"):
+        raise ValueError(f"align must be left, right or centre, not {align!r}")
     if _font_failed or not text:
         return 0
     import pygame
@@ -183,6 +191,23 @@ def draw_text(
     except (pygame.error, OSError, ImportError, NotImplementedError):
         _font_failed = True
         return 0
-    left = x - image.get_width() if align == "right" else x
-    surface.blit(image, (left, y))
-    return int(image.get_width())
+    width, height = image.get_width(), image.get_height()
+    if align == "centre":
+        surface.blit(image, (x - width // 2, y - height // 2))
+    else:
+        surface.blit(image, (x - width if align == "right" else x, y))
+    return int(width)
+
+
+def display_problem() -> str | None:
+    """Why no window can be opened here, judged from the environment alone (None: try it).
+
+    Every front end (the live window, the replay viewer) asks this before importing pygame.
+    """
+    if os.environ.get("SDL_VIDEODRIVER"):
+        return None
+    if sys.platform.startswith(("win", "darwin")):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display (DISPLAY is not set)"

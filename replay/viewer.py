@@ -13,13 +13,12 @@ pygame is imported only inside functions: importing this module never loads it.
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from lockstep.rules import TICKS_PER_SECOND
 from replay.playback import DEFAULT_KEYFRAME_INTERVAL, Playback
 from replay.reader import Replay
-from replay.render import draw_state, draw_text
+from replay.render import display_problem, draw_state, draw_text
 
 if TYPE_CHECKING:
     import pygame
@@ -227,17 +226,6 @@ class Viewer:
             bad_x = left + bar_w * playback.first_bad_frame // total
             surface.fill(BAD, pygame.Rect(bad_x - 1, top - 3, 3, bar_h + 6))
         surface.fill(TIMELINE_CURSOR, pygame.Rect(left + done - 1, top - 3, 3, bar_h + 6))
-
-
-def display_problem() -> str | None:
-    """Why no window can be opened here, judged from the environment alone (None: try it)."""
-    if os.environ.get("SDL_VIDEODRIVER"):
-        return None
-    if sys.platform.startswith(("win", "darwin")):
-        return None
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return None
-    return "no display (DISPLAY is not set)"
 
 
 def run_viewer(replay: Replay, max_ticks: int | None = None) -> None:

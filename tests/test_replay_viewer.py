@@ -27,6 +27,7 @@ from replay.render import (  # noqa: E402
     ball_rect,
     court_layout,
     draw_state,
+    draw_text,
     paddle_rects,
 )
 from replay.viewer import PANEL_H, WINDOW_SIZE, Viewer, format_time  # noqa: E402
@@ -138,6 +139,29 @@ def test_names_are_drawn_in_the_top_corners():
         (x, y) for x in range(0, 640, 2) for y in range(0, 40) if pixel(plain, x, y) != pixel(named, x, y)
     ]
     assert any(x < 200 for x, _ in differs) and any(x > 440 for x, _ in differs)
+
+
+def ink_box(surface):
+    """The bounding box (left, top, right, bottom) of every non-black pixel."""
+    w, h = surface.get_size()
+    lit = [(x, y) for x in range(w) for y in range(h) if pixel(surface, x, y) != (0, 0, 0)]
+    return min(x for x, _ in lit), min(y for _, y in lit), max(x for x, _ in lit), max(y for _, y in lit)
+
+
+@pytest.mark.parametrize("align", ["left", "right", "centre"])
+def test_draw_text_anchors_the_text_as_aligned(align):
+    surface = pygame.Surface((300, 120))
+    width = draw_text(surface, "MMMM", 150, 60, 40, FOREGROUND, align=align)
+    assert width > 20
+    left, top, right, bottom = ink_box(surface)
+    if align == "left":
+        assert 150 <= left <= 154 and top >= 60
+    elif align == "right":
+        assert 146 <= right < 150 and top >= 60
+    else:  # the ink's middle is the point given, both ways (within the glyphs' side bearings)
+        assert abs((left + right) // 2 - 150) <= 3 and abs((top + bottom) // 2 - 60) <= 6
+    with pytest.raises(ValueError, match="align"):
+        draw_text(surface, "x", 0, 0, 20, FOREGROUND, align="middle")
 
 
 def test_other_rules_scale_to_their_own_field():
