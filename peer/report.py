@@ -193,7 +193,6 @@ class ParsedReport:
     chains: dict[int, bytes]
     states: dict[int, State]
     sim_version: int | None
-    detected_by: str | None
 
 
 def parse_report(path: str, data: Any) -> ParsedReport:
@@ -287,7 +286,6 @@ def parse_report(path: str, data: Any) -> ParsedReport:
     values = bytearray()
     while input_start + len(values) in inputs:
         values.append(inputs[input_start + len(values)])
-    detected = data.get("detected_by")
     return ParsedReport(
         path=path,
         frame=frame,
@@ -301,5 +299,4 @@ def parse_report(path: str, data: Any) -> ParsedReport:
         chains=chains,
         states=states,
         sim_version=sim_version if type(sim_version) is int else None,
-        detected_by=detected if isinstance(detected, str) else None,
     )

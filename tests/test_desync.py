@@ -28,7 +28,7 @@ from lockstep.state import FIELDS
 from peer.messages import Goodbye
 from peer.messages import encode as encode_message
 from peer.pair import make_pair, run_pair
-from peer.report import REPORT_KIND, desync_report, write_desync_report
+from peer.report import REPORT_KIND, ReportError, desync_report, parse_report, write_desync_report
 from replay import divergence
 from replay.writer import ReplayWriter
 from tests.conftest import ROOT
@@ -288,6 +288,24 @@ def test_reports_hold_frame_chains_states_inputs_and_versions(pair_desync, tmp_p
     assert by_frame[0][f]["chain"] != by_frame[1][f]["chain"]
     a, b = by_frame[0][f]["state"], by_frame[1][f]["state"]
     assert {k for k in a if a[k] != b[k]} == {"ball_y"}
+
+
+def test_a_written_report_parses_back_into_what_the_peer_had(pair_desync, tmp_path):
+    """The writer and the reader share one module: a report round-trips."""
+    _, host, _ = pair_desync
+    desync = host.outcome.desync
+    data = json.loads(json.dumps(desync_report(host, desync, str(tmp_path / "host.replay"))))
+    parsed = parse_report("r.json", data)
+    assert parsed.frame == desync.frame and parsed.seed == 3 and parsed.rules == RULES
+    assert parsed.replay_name == "host.replay" and parsed.names == tuple(data["names"])
+    frames = [entry["frame"] for entry in data["recent_frames"]]
+    assert parsed.base_frame == frames[0] and parsed.input_start == frames[0] + 1
+    assert list(parsed.inputs) == [entry["input"] for entry in data["recent_frames"][1:]]
+    for entry in data["recent_frames"]:
+        assert parsed.states[entry["frame"]].as_dict() == entry["state"]
+        assert parsed.chains[entry["frame"]].hex() == entry["chain"]
+    with pytest.raises(ReportError, match=r"r\.json: not a usable desync report"):
+        parse_report("r.json", dict(data, recent_frames=[{"frame": 1}]))
 
 
 def test_two_peers_writing_into_one_directory_never_overwrite_each_other(pair_desync, tmp_path):
