@@ -358,14 +358,32 @@ class TwoPeersMachine(CountedMachine):
     """Two peers in memory, random pacing, a link that splits, merges and holds back bytes.
 
     Invariant: both sides confirm the same inputs and the same chains, and memory stays bounded.
+    At the end the rest of the match is played out, and both ends must tell the same story: a
+    finished match with equal final chains, a desync (when one was injected) named within two
+    frames of it on both sides, or a quit.
     """
 
     fuzz_name = "two_peers"
 
-    @initialize(seed=st.integers(0, 2**32), delay=st.integers(0, 6))
-    def start(self, seed: int, delay: int) -> None:
-        rules = Rules(points_to_win=99)
-        self.host, self.joiner = make_pair(rules, seed, delay_frames=delay)
+    @initialize(
+        seed=st.integers(0, 2**32),
+        delay=st.integers(0, 6),
+        frames=st.integers(60, 600),
+        desync=st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(1, 700))),
+    )
+    def start(self, seed: int, delay: int, frames: int, desync: tuple[int, int] | None) -> None:
+        rules = Rules(points_to_win=99, frame_limit=frames)
+        side, at = desync if desync is not None else (0, None)
+        self.host, self.joiner = make_pair(
+            rules,
+            seed,
+            delay_frames=delay,
+            host_desync_at=at if side == 0 else None,
+            joiner_desync_at=at if side == 1 else None,
+        )
+        self.frames = frames
+        self.desync_at = at
+        self.quitter: int | None = None
         self.inputs = (make_bot("tracker", rules, 0).decide, make_bot("random", rules, 1, seed).decide)
         self.pending = (bytearray(), bytearray())  # bytes in flight toward host, toward joiner
         self.records = (_Recorder(self.host), _Recorder(self.joiner))
@@ -406,6 +424,16 @@ class TwoPeersMachine(CountedMachine):
                     del buf[:size]
                     self._peers()[1 - which].receive_data(chunk, self.now)
 
+    @precondition(lambda self: self.quitter is None)
+    @rule(which=st.integers(0, 1), chance=st.integers(0, 29))
+    def quit(self, which: int, chance: int) -> None:
+        """One player leaves, now and then (most runs should play to their end)."""
+        if chance:
+            return
+        self.quitter = which
+        self._peers()[which].quit(self.now)
+        self.pending[1 - which].extend(self._peers()[which].data_to_send())
+
     @invariant()
     def both_agree(self) -> None:
         if not hasattr(self, "host"):
@@ -413,12 +441,53 @@ class TwoPeersMachine(CountedMachine):
         h, j = self.records
         common = min(len(h.inputs), len(j.inputs))
         assert h.inputs[:common] == j.inputs[:common], "the peers confirmed different inputs"
-        assert h.chains[:common] == j.chains[:common], "the peers computed different chains"
+        if self.desync_at is None:
+            assert h.chains[:common] == j.chains[:common], "the peers computed different chains"
         for peer in self._peers():
             outcome = peer.outcome
-            assert outcome is None or outcome.result in ("finished", "peer_timeout", "handshake_timeout"), (
-                outcome
-            )
+            allowed = {"finished", "peer_timeout", "handshake_timeout", "quit", "desync"}
+            assert outcome is None or outcome.result in allowed, outcome
+            if outcome is not None and outcome.result == "desync":
+                assert self.desync_at is not None, f"a desync nobody caused: {outcome}"
+
+    def teardown(self) -> None:
+        if not hasattr(self, "host"):
+            return
+        # Play out the rest on a clean link: everything in flight arrives, in order.
+        for _ in range(4 * self.frames + 2000):
+            if self.host.finished and self.joiner.finished:
+                break
+            self.now += 16
+            for which in (0, 1):
+                peer, other = self._peers()[which], self._peers()[1 - which]
+                if self.pending[1 - which]:
+                    chunk = bytes(self.pending[1 - which])
+                    self.pending[1 - which].clear()
+                    other.receive_data(chunk, self.now)
+                peer.update(self.now, self.inputs[which])
+                self.pending[1 - which].extend(peer.data_to_send())
+                self.records[which].take()
+        for which in (0, 1):  # the last goodbyes
+            if self.pending[which]:
+                self._peers()[which].receive_data(bytes(self.pending[which]), self.now + 1)
+        host, joiner = self.host.outcome, self.joiner.outcome
+        assert host is not None and joiner is not None, f"the match never ended: {host} / {joiner}"
+        results = {host.result, joiner.result}
+        if results & {"peer_timeout", "handshake_timeout"}:
+            return  # the run's own pacing starved a side for 5 s: a legitimate end, nothing to compare
+        if self.quitter is not None and "quit" in results:
+            assert results <= {"quit", "finished", "desync"}, (host, joiner)
+            return
+        if "desync" in results:
+            assert self.desync_at is not None, (host, joiner)
+            assert results == {"desync"}, f"only one side saw the desync: {host} / {joiner}"
+            for outcome in (host, joiner):
+                assert outcome.desync is not None
+                assert self.desync_at <= outcome.desync.frame <= self.desync_at + 2, outcome
+            return
+        assert results == {"finished"}, (host, joiner)
+        assert host.final_chain == joiner.final_chain and host.frames == joiner.frames == self.frames
+        assert self.desync_at is None or self.desync_at > self.frames, "an injected desync went unseen"
 
     @precondition(lambda self: self.host.engine is not None and self.joiner.engine is not None)
     @invariant()
