@@ -228,7 +228,8 @@ class Engine:
         chain = game.advance(frame_input)
         frame = game.state.frame
         if frame == self.debug_desync_at:
-            # Testing aid: make this peer's game diverge right after this frame's step.
+            # A testing hook inside the core, on purpose: `--debug-desync-at` must perturb the very
+            # state the chain certifies, so detection, reports and `pong desync` can be tested.
             state = game.state
             state.ball_y = state.ball_y + 1 if state.ball_y == 0 else state.ball_y - 1
             chain = game.chain = chain_next(prev_chain, state)
