@@ -43,10 +43,16 @@ def test_a_divergence_at_frame_f_ends_both_peers_with_desync_naming_a_frame_in_f
 
 def test_the_desync_is_caught_by_the_healthy_side_on_its_own():
     """Without the perturbed side's goodbye, the healthy engine still sees the chain bits differ."""
-    host, joiner = make_pair(Rules(points_to_win=99), 3, host_desync_at=300)
+    from lockstep.engine import CHAIN_BITS
+
+    # Frame 301 is between two full chain checks (every 60 frames): only the bits can catch it.
+    host, joiner = make_pair(Rules(points_to_win=99), 3, host_desync_at=301)
+    host.connection.send_goodbye = lambda *args, **kwargs: None  # the perturbed side never tells
     run_pair(host, joiner, *bots(), one_way_ms=0, max_ticks=800)
     assert joiner.outcome.result == "desync"
-    assert 300 <= joiner.outcome.desync.frame <= 302
+    assert joiner.outcome.by_remote is False  # its own engine found it
+    assert 301 <= joiner.outcome.desync.frame <= 303
+    assert joiner.outcome.desync.remote_bits == CHAIN_BITS  # from the bits sent with the inputs
 
 
 def test_a_peer_that_sends_inputs_too_far_ahead_is_a_protocol_error():
