@@ -75,3 +75,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def pong(tmp_path: Path):
+    """`pong(*args)` starts a real `pong` process in `tmp_path` (tests/procs.py); every process a
+    test started is killed at its end, also when an assertion failed before it finished."""
+    from tests.procs import Pongs
+
+    pongs = Pongs(tmp_path)
+    yield pongs
+    pongs.close()

@@ -1,10 +1,16 @@
-"""Real `pong` processes for end-to-end tests: start, read lines as they come, finish with a result."""
+"""Real `pong` processes for end-to-end tests: start, read lines as they come, finish with a result.
+
+Start them through `Pongs` (the `pong` fixture of tests/conftest.py), which kills every one still
+running when the test ends, whether it passed or an assertion failed half-way.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +37,7 @@ class Pong:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: `close` also ends what it started
         )
         self.pid = self.process.pid
         self.lines: list[str] = []
@@ -90,3 +97,31 @@ class Pong:
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
+
+    def close(self) -> None:
+        """Kill the process and everything it started (such as selfplay's host and joiner) if still
+        running, reap it and release its pipes. Safe to call at any time, any number of times."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)  # the group outlives its leader while members remain
+        self.process.wait()
+        self._reader.join(timeout=10)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class Pongs:
+    """Starts `pong` processes (in `cwd` unless told otherwise) and closes them all at the end."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.started: list[Pong] = []
+
+    def __call__(self, *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None) -> Pong:
+        proc = Pong(*args, cwd=cwd or self.cwd, env=env)
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            proc.close()

@@ -20,7 +20,6 @@ from peer.protocol import Established, Role
 from peer.session import Session, SessionOptions, SessionResult, View
 from replay.reader import read_replay
 from replay.render import FOREGROUND, SCORE, ball_rect, court_layout, paddle_rects
-from tests.procs import Pong
 
 pygame = pytest.importorskip("pygame")
 from peer.window import ALERT, WindowFrontend, result_text  # noqa: E402
@@ -104,6 +103,23 @@ def test_the_waiting_screen_shows_its_text(window):
     assert pygame.image.tostring(window.screen, "RGB") != pygame.image.tostring(blank, "RGB")
 
 
+def test_screen_text_uses_the_cached_fonts(window, monkeypatch):
+    """Screens are redrawn every frame: their text must not build a new font each time."""
+    view = View("waiting", "waiting for a player on port 7777", "pong join myhost:7777")
+    result = SessionResult("finished", "match over", False, frames=9, score=(3, 11), local_slot=1)
+
+    def draw_both():
+        window.render(view)
+        window.render_end(*result_text(result), result)
+
+    draw_both()
+    made = []
+    real_font = pygame.font.Font
+    monkeypatch.setattr(pygame.font, "Font", lambda *args: made.append(args) or real_font(*args))
+    draw_both()
+    assert made == []
+
+
 def test_a_stall_shows_waiting_for_peer_only_after_100ms(window):
     state = played_state()
     h = window.screen.get_height()
@@ -156,10 +172,8 @@ class KeyDrivenWindow(WindowFrontend):
             self.checked += 1
 
 
-def test_the_app_loop_moves_the_local_paddle_as_the_keys_say(tmp_path):
-    host = Pong(
-        "host", "--port", "0", "--headless", "--bot", "tracker", "--frames", "150", "--json", cwd=tmp_path
-    )
+def test_the_app_loop_moves_the_local_paddle_as_the_keys_say(pong, tmp_path):
+    host = pong("host", "--port", "0", "--headless", "--bot", "tracker", "--frames", "150", "--json")
     port = host.port()
     frontend = KeyDrivenWindow()
     record = str(tmp_path / "window.replay")
