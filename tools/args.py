@@ -1,34 +1,62 @@
-"""Argument types shared by the commands: each rejects bad values with a one-line argparse error."""
+"""Argument types shared by the commands: each rejects bad values with a one-line argparse error.
+
+Whole numbers are decimal (leading zeros allowed: `--port 08080`) or carry a 0x, 0o or 0b prefix
+(`--seed 0xC0FFEE`). Addresses are `HOST:PORT`, `[IPv6]:PORT`, or a bare IPv6 address; where a
+port may be left out, it is pong's default port.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+DEFAULT_PORT = 7777  # where `pong host` listens and `pong join HOST` connects unless told otherwise
+SYNCTEST_MAX_FRAMES = 10_000_000  # synctest holds every frame's input in memory (and takes a while)
 
-def _int_in(text: str, low: int, high: int, what: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
+
+def whole_number(text: str, what: str) -> int:
+    """`text` as an int: decimal, or with a 0x/0o/0b prefix; anything else is an argparse error."""
+    text = text.strip()
+    for base in (10, 0):
+        try:
+            return int(text, base)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}")
+
+
+def int_in(text: str, low: int, high: int, what: str) -> int:
+    value = whole_number(text, what)
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, not {value}")
     return value
 
 
 def seed(text: str) -> int:
-    return _int_in(text, 0, (1 << 64) - 1, "seed")
+    return int_in(text, 0, (1 << 64) - 1, "seed")
 
 
 def frames(text: str) -> int:
-    return _int_in(text, 1, 1 << 40, "frames")
+    return int_in(text, 1, 1 << 40, "frames")
+
+
+def synctest_frames(text: str) -> int:
+    return int_in(text, 1, SYNCTEST_MAX_FRAMES, "frames")
 
 
 def positive(text: str) -> int:
-    return _int_in(text, 1, 1 << 31, "value")
+    return int_in(text, 1, 1 << 31, "value")
 
 
 def points(text: str) -> int:
-    return _int_in(text, 1, 999, "points")
+    return int_in(text, 1, 999, "points")
+
+
+def milliseconds(text: str) -> int:
+    return int_in(text, 0, 600_000, "milliseconds")
+
+
+def rate(text: str) -> int:
+    return int_in(text, 1, 1 << 40, "rate")
 
 
 def seconds(text: str) -> float:
@@ -39,3 +67,48 @@ def seconds(text: str) -> float:
     if not 0 < value <= 7 * 24 * 3600:
         raise argparse.ArgumentTypeError(f"seconds must be positive and at most a week, not {text}")
     return value
+
+
+def port(text: str) -> int:
+    """A port to listen on: 0..65535, where 0 picks a free one."""
+    return int_in(text, 0, 65535, "port")
+
+
+def _split_address(text: str) -> tuple[str, str | None]:
+    """(host, port text or None): HOST:PORT, [IPv6]:PORT, [IPv6], a bare IPv6 address, or HOST."""
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :] if end > 0 else None
+        if rest is None or (rest and not rest.startswith(":")):
+            raise argparse.ArgumentTypeError(f"expected [IPv6]:PORT, not {text!r}")
+        return text[1:end], rest[1:] if rest else None
+    if text.count(":") > 1:  # a bare IPv6 address: its last group is no port
+        return text, None
+    host, sep, port_text = text.partition(":")
+    return host, port_text if sep else None
+
+
+def _address(text: str, default_port: int | None) -> tuple[str, int]:
+    host, port_text = _split_address(text.strip())
+    if not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    if port_text is None:
+        if default_port is None:
+            raise argparse.ArgumentTypeError(
+                f"must be HOST:PORT (with [...] around an IPv6 host), not {text!r}"
+            )
+        return host, default_port
+    value = int_in(port_text, 0, 65535, "port")
+    if value == 0:
+        raise argparse.ArgumentTypeError("cannot connect to port 0")
+    return host, value
+
+
+def address(text: str) -> tuple[str, int]:
+    """Where to join: HOST:PORT, [IPv6]:PORT, or a host alone (port 7777). Port 0 is refused."""
+    return _address(text, DEFAULT_PORT)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """Where to connect, port required: HOST:PORT or [IPv6]:PORT. Port 0 is refused."""
+    return _address(text, None)

@@ -347,53 +347,26 @@ class NetSim:
 # -- the command ----------------------------------------------------------------------------------
 
 
-def _int_arg(text: str, low: int, high: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} must be a whole number, not {text!r}") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, not {value}")
-    return value
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"must be HOST:PORT, not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, _int_arg(port_text, 1, 65535, "port")
-
-
-def _listen_port(text: str) -> int:
-    return _int_arg(text, 0, 65535, "port")
-
-
-def _milliseconds(text: str) -> int:
-    return _int_arg(text, 0, 600_000, "milliseconds")
-
-
-def _rate(text: str) -> int:
-    return _int_arg(text, 1, 1 << 40, "rate")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
-        type=_listen_port,
+        type=types.port,
         required=True,
         metavar="PORT",
         help="port to listen on, on 127.0.0.1 (0 = any free port; the first line says which)",
     )
     parser.add_argument(
-        "--to", type=_host_port, required=True, metavar="HOST:PORT", help="where to forward each connection"
+        "--to",
+        type=types.host_port,
+        required=True,
+        metavar="HOST:PORT",
+        help="where to forward each connection",
     )
     parser.add_argument(
-        "--delay-ms", type=_milliseconds, default=0, metavar="D", help="one-way delay per direction"
+        "--delay-ms", type=types.milliseconds, default=0, metavar="D", help="one-way delay per direction"
     )
     parser.add_argument(
-        "--jitter-ms", type=_milliseconds, default=0, metavar="J", help="each delay varies by ±J ms"
+        "--jitter-ms", type=types.milliseconds, default=0, metavar="J", help="each delay varies by ±J ms"
     )
     parser.add_argument(
         "--split",
@@ -401,7 +374,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"cut the stream into random pieces of 1..{SPLIT_MAX_BYTES} bytes",
     )
     parser.add_argument(
-        "--rate", type=_rate, default=None, metavar="BYTES_PER_S", help="throttle each direction"
+        "--rate", type=types.rate, default=None, metavar="BYTES_PER_S", help="throttle each direction"
     )
     parser.add_argument(
         "--seed", type=types.seed, default=1, help="seed of the jitter and split draws (default 1)"

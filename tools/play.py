@@ -15,14 +15,13 @@ from peer.protocol import Role
 from peer.session import Session, SessionOptions, SessionResult
 from tools import args as types
 from tools import exitcodes
+from tools.args import DEFAULT_PORT, address, port
 from tools.exitcodes import CommandError
 from tools.output import report
 
 if TYPE_CHECKING:
     from peer.headless import HeadlessFrontend
     from peer.window import WindowFrontend
-
-DEFAULT_PORT = 7777
 
 
 def delay(text: str) -> int | None:
@@ -39,30 +38,6 @@ def delay(text: str) -> int | None:
             f"delay must be between 0 and {MAX_DELAY_FRAMES} frames, not {value}"
         )
     return value
-
-
-def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {value}")
-    return value
-
-
-def address(text: str) -> tuple[str, int]:
-    """HOST:PORT, [IPv6]:PORT, or HOST alone (port 7777)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or (host.count(":") and not host.startswith("[")):
-        host, port_text = text, str(DEFAULT_PORT)
-    host = host.strip("[]")
-    if not host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
-    value = port(port_text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("cannot join port 0")
-    return host, value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
