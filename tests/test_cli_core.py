@@ -1,5 +1,6 @@
-"""The command line of the core tools: synctest, bench, help, bad usage."""
+"""The command line of the core tools: synctest, bench, help, bad usage, the shared argument types."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,10 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from tools import args as types
+from tools import bench, procmatch
 from tools.cli import main
+from tools.exitcodes import CommandError
 
 
 def run_pong(*args):
@@ -49,10 +53,81 @@ def test_synctest_exits_1_naming_the_frame_when_restore_is_broken(capsys, monkey
     assert last_json(captured)["first_bad_frame"] == 3
 
 
-def test_bench_reports_sim_fps_as_json(capsys):
-    assert main(["bench", "--only", "sim_fps", "--json"]) == 0
-    out = last_json(capsys.readouterr().out)
-    assert out["sim_fps"] > 0
+def test_bench_measures_a_real_figure(capsys):
+    """The cheapest real figure, and one that is no timing: the wire bytes of a simulated match."""
+    assert main(["bench", "--only", "wire_bytes_per_frame", "--json"]) == 0
+    captured = capsys.readouterr().out
+    out = last_json(captured)
+    assert list(out) == ["wire_bytes_per_frame"] and out["wire_bytes_per_frame"] >= 2  # an input is 2 bytes
+    assert "target <= 4" in captured
+
+
+def failing_figure():
+    raise CommandError("the bench match failed: the joiner exited with 3: peer_timeout", 3)
+
+
+def fake_figures(monkeypatch):
+    monkeypatch.setattr(
+        bench,
+        "FIGURES",
+        [
+            bench.Figure("fast", lambda: 20.0, 10, True, "x"),
+            bench.Figure("stalls", lambda: 0.01, 0.01, False, "", strict=True),
+            bench.Figure("broken", failing_figure, 1, False, ""),
+        ],
+    )
+
+
+def test_bench_prints_each_figure_against_its_target_strict_or_not(monkeypatch, capsys):
+    fake_figures(monkeypatch)
+    assert main(["bench", "--only", "fast", "--only", "stalls", "--json"]) == 0
+    captured = capsys.readouterr().out
+    assert "target >= 10 ok" in captured
+    assert "target < 0.01 MISSED" in captured  # exactly at a strict target misses it
+    assert last_json(captured) == {"fast": 20.0, "stalls": 0.01}
+
+
+def test_a_figure_that_cannot_be_measured_is_one_line_and_its_exit_code(monkeypatch, capsys):
+    fake_figures(monkeypatch)
+    assert main(["bench"]) == 3
+    captured = capsys.readouterr()
+    assert "fast" in captured.out  # what was measured before stays
+    assert captured.err == (
+        "pong: error: bench broken could not be measured: the bench match failed: the joiner "
+        "exited with 3: peer_timeout\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "value, higher, strict, meets",
+    [(10, True, False, True), (10, True, True, False), (11, True, True, True),
+     (1, False, False, True), (1, False, True, False), (0.99, False, True, True)],
+)  # fmt: skip
+def test_figure_targets_are_inclusive_unless_strict(value, higher, strict, meets):
+    target = 10 if higher else 1
+    assert bench.Figure("k", lambda: 0.0, target, higher, "", strict=strict).meets(value) is meets
+
+
+def test_a_match_interrupted_while_waiting_leaves_no_process_behind(monkeypatch, tmp_path):
+    spawned = []
+    real_spawn = procmatch._spawn
+
+    def spawn(argv):
+        spawned.append(real_spawn(argv))
+        return spawned[-1]
+
+    def interrupted(process, lines, deadline):
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the host to end
+
+    monkeypatch.setattr(procmatch, "_spawn", spawn)
+    monkeypatch.setattr(procmatch, "_finish", interrupted)
+    bot = ["--headless", "--bot", "tracker"]
+    with pytest.raises(KeyboardInterrupt):
+        procmatch.run_match(
+            [*bot, "--record", str(tmp_path / "h.replay")], [*bot, "--record", str(tmp_path / "j.replay")]
+        )
+    assert len(spawned) == 2
+    assert [p.poll() is None for p in spawned] == [False, False]  # host and joiner both ended
 
 
 @pytest.mark.parametrize(
@@ -60,6 +135,8 @@ def test_bench_reports_sim_fps_as_json(capsys):
     [
         ["synctest", "--frames", "0"],
         ["synctest", "--frames", "lots"],
+        ["synctest", "--frames", "10000001"],  # synctest keeps every input in memory
+        ["synctest", "--frames", str(2**40)],
         ["synctest", "--seed", "-1"],
         ["synctest", "--check-distance", "0"],
         ["no-such-command"],
@@ -82,3 +159,42 @@ def test_help_lists_commands_and_does_not_import_pygame():
     help_text = run_pong("--help").stdout
     for command in ("synctest", "bench"):
         assert command in help_text
+
+
+@pytest.mark.parametrize(
+    "text, joined, forwarded",
+    [
+        ("127.0.0.1:7000", ("127.0.0.1", 7000), ("127.0.0.1", 7000)),
+        ("example.org", ("example.org", 7777), None),  # joining: pong's default port
+        ("[::1]:7000", ("::1", 7000), ("::1", 7000)),
+        ("[::1]", ("::1", 7777), None),
+        ("fe80::1", ("fe80::1", 7777), None),  # a bare IPv6 address: its last group is no port
+        ("host:08080", ("host", 8080), ("host", 8080)),  # decimal, leading zero or not
+        ("host:0", None, None),  # nobody listens on port 0
+        ("host:65536", None, None),
+        (":7000", None, None),
+        ("[::1]7000", None, None),
+        ("host:http", None, None),
+    ],
+)
+def test_addresses_are_parsed_alike_by_join_and_netsim(text, joined, forwarded):
+    for parse, expected in ((types.address, joined), (types.host_port, forwarded)):
+        if expected is None:
+            with pytest.raises(argparse.ArgumentTypeError):
+                parse(text)
+        else:
+            assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, value", [("0", 0), ("7777", 7777), ("007", 7), ("0x1E61", 7777), (" 42 ", 42)]
+)
+def test_whole_numbers_are_decimal_or_prefixed(text, value):
+    assert types.port(text) == value
+    assert types.seed(text) == value
+
+
+@pytest.mark.parametrize("text", ["-1", "65536", "7.0", "", "0x", "1e3"])
+def test_bad_ports_are_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="port must be"):
+        types.port(text)

@@ -1,7 +1,9 @@
 """`pong bench`: the performance figures of DESIGN.md section 11, each against its target.
 
 Figures are measured, never asserted by tests: timing depends on the machine. Each figure is a
-function returning a number; later subsystems add theirs to `FIGURES`.
+function returning a number; later subsystems add theirs to `FIGURES`. A figure that cannot be
+measured (its match failed, its replay did not verify) raises `CommandError`: `pong bench` then
+says so in one line and exits 1 (a check failed) or 3 (a network failure).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lockstep.game import Game
 from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from tools import exitcodes
+from tools.exitcodes import CommandError
 from tools.output import report
 
 
@@ -29,9 +32,16 @@ class Figure:
     target: float
     higher_is_better: bool
     unit: str
+    strict: bool = False  # the target itself misses: "< 1 %" rather than "<= 1 %"
+
+    @property
+    def relation(self) -> str:
+        return (">" if self.higher_is_better else "<") + ("" if self.strict else "=")
 
     def meets(self, value: float) -> bool:
-        return value >= self.target if self.higher_is_better else value <= self.target
+        if self.higher_is_better:
+            return value > self.target if self.strict else value >= self.target
+        return value < self.target if self.strict else value <= self.target
 
 
 def _best_rate(frames: int, repeats: int, run: Callable[[], None]) -> float:
@@ -75,7 +85,8 @@ def wire_bytes_per_frame() -> float:
         tick_ms=17,
     )
     if host.outcome is None or host.outcome.result != "finished":
-        raise RuntimeError(f"the bench match did not finish: {host.outcome}")
+        ended = "did not end" if host.outcome is None else f"ended with {host.outcome.result}"
+        raise CommandError(f"the in-memory bench match {ended}", exitcodes.CHECK_FAILED)
     return (run.to_host.bytes_carried + run.to_joiner.bytes_carried) / 2 / frames
 
 
@@ -84,8 +95,6 @@ REPLAY_HOUR_FRAMES = 216_000  # one hour at 60 frames/s
 
 def _record_hour_replay(directory: str) -> str:
     """A one-hour replay of a match that never ends by points, written by the streaming recorder."""
-    import os
-
     from replay.matches import record_inputs
 
     path = os.path.join(directory, "hour.replay")
@@ -97,8 +106,6 @@ def _record_hour_replay(directory: str) -> str:
 def verify_hour_s() -> float:
     """Seconds to verify a one-hour replay: read the file, re-simulate, check every checkpoint
     (what `pong replay verify` does; best of 3)."""
-    import tempfile
-
     from replay.reader import read_replay
     from replay.verify import verify_replay
 
@@ -110,15 +117,16 @@ def verify_hour_s() -> float:
             result = verify_replay(read_replay(path))
             best = min(best, time.perf_counter() - start)
             if not result.ok or result.frames != REPLAY_HOUR_FRAMES:
-                raise RuntimeError(f"the bench replay did not verify: {result}")
+                raise CommandError(
+                    f"the bench replay did not verify: {result.frames} frames, first bad frame "
+                    f"{result.first_bad_frame}",
+                    exitcodes.CHECK_FAILED,
+                )
     return best
 
 
 def replay_bytes_per_frame() -> float:
     """Replay file size per frame of a one-hour recording (header, chunks and footer included)."""
-    import os
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         return os.path.getsize(_record_hour_replay(tmp)) / REPLAY_HOUR_FRAMES
 
@@ -132,9 +140,11 @@ def _bot_match(host_args: list[str], *, fast: bool, via: Any = None) -> tuple[di
         host = [*common, "--record", os.path.join(directory, "h.replay"), *host_args]
         joiner = [*common, "--record", os.path.join(directory, "j.replay")]
         run = run_match(host, joiner, via=via) if via is not None else run_match(host, joiner)
-    for side in (run.host, run.joiner):
+    for role, side in (("host", run.host), ("joiner", run.joiner)):
         if side.code != 0 or side.result is None:
-            raise RuntimeError(f"the bench match failed: {side.stderr or side.result}")
+            said = (side.stderr.strip().splitlines() or ["no output"])[-1]
+            code = exitcodes.NETWORK if side.code == exitcodes.NETWORK else exitcodes.CHECK_FAILED
+            raise CommandError(f"the bench match failed: the {role} exited with {side.code}: {said}", code)
     assert run.host.result is not None and run.joiner.result is not None
     return run.host.result, run.joiner.result
 
@@ -173,7 +183,7 @@ FIGURES: list[Figure] = [
     Figure("replay_bytes_per_frame", replay_bytes_per_frame, 1.5, False, "bytes"),
     Figure("net_fps", net_fps, 15_000, True, "frames/s"),
     Figure("cpu_60hz_percent", cpu_60hz_percent, 10, False, "%"),
-    Figure("stall_fraction_100ms", stall_fraction_100ms, 0.01, False, ""),
+    Figure("stall_fraction_100ms", stall_fraction_100ms, 0.01, False, "", strict=True),
 ]
 
 
@@ -190,16 +200,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results: dict[str, float] = {}
-    lines = []
+    lines: list[str] = []
     for figure in FIGURES:
         if args.only and figure.key not in args.only:
             continue
-        value = figure.measure()
+        try:
+            value = figure.measure()
+        except (CommandError, OSError) as exc:
+            if lines:  # what was measured before stays on the screen
+                print("\n".join(lines), flush=True)
+            code = exc.code if isinstance(exc, CommandError) else exitcodes.CHECK_FAILED
+            what = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+            raise CommandError(f"bench {figure.key} could not be measured: {what}", code) from None
         results[figure.key] = round(value, 4)
-        relation = ">=" if figure.higher_is_better else "<="
         verdict = "ok" if figure.meets(value) else "MISSED"
         lines.append(
-            f"{figure.key:24} {value:14,.3f} {figure.unit:10} target {relation} {figure.target:,} {verdict}"
+            f"{figure.key:24} {value:14,.3f} {figure.unit:10} target {figure.relation} {figure.target:,} "
+            f"{verdict}"
         )
     report("\n".join(lines), results, args.json)
     return exitcodes.OK

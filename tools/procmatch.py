@@ -109,6 +109,7 @@ def run_match(
     started = time.monotonic()
     host_lines: list[str] = []
     host = _spawn(["host", "--port", "0", *host_args])
+    joiner: subprocess.Popen[str] | None = None
     try:
         port = _wait_for_port(host, host_lines)
         with via(port) as join_port:
@@ -117,7 +118,9 @@ def run_match(
             host_run = _finish(host, host_lines, deadline)
             joiner_run = _finish(joiner, [], deadline)
     finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait()
+        # On any way out (an error, Ctrl-C while waiting), neither process outlives the match.
+        for process in (host, joiner):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
     return MatchRun(host_run, joiner_run, time.monotonic() - started)

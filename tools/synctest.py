@@ -13,7 +13,12 @@ from tools.output import report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=types.frames, default=20000, help="frames to play (default 20000)")
+    parser.add_argument(
+        "--frames",
+        type=types.synctest_frames,
+        default=20000,
+        help=f"frames to play (default 20000, at most {types.SYNCTEST_MAX_FRAMES:,})",
+    )
     parser.add_argument(
         "--check-distance",
         type=types.positive,
