@@ -1,6 +1,6 @@
 """`pong fuzz`: the determinism properties as a time-boxed fuzzing campaign, or across interpreters.
 
-    pong fuzz [--seconds S] [--only NAME ...] [--keep-going] [--json]
+    pong fuzz [--seconds S] [--only NAME ...] [--keep-going] [--seed S] [--json]
     pong fuzz --interpreters [--json]
 
 The campaign (tools/fuzz_campaign.py) needs hypothesis, imported only here in `run`, so that
@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after a failure, keep fuzzing the other properties until the time is up",
     )
     parser.add_argument(
+        "--seed",
+        type=types.seed,
+        default=None,
+        help="draw the examples from this seed: the same turns run the same examples (for CI)",
+    )
+    parser.add_argument(
         "--interpreters",
         action="store_true",
         help="instead: run fixed and random scripts under every CPython >= 3.10 found and compare chains",
@@ -51,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.interpreters:
-        if args.seconds is not None or args.only or args.keep_going:
-            raise CommandError("--interpreters takes no --seconds, --only or --keep-going")
+        if args.seconds is not None or args.only or args.keep_going or args.seed is not None:
+            raise CommandError("--interpreters takes no --seconds, --only, --keep-going or --seed")
         return _run_interpreters(args.json)
     return _run_campaign(args)
 
@@ -80,8 +86,9 @@ def _run_campaign(args: argparse.Namespace) -> int:
     properties = fuzz_properties.by_name(list(dict.fromkeys(args.only)))
     seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
     database = fuzz_campaign.default_database_dir()
+    seeded = "" if args.seed is None else f", examples drawn from seed {args.seed}"
     print(
-        f"fuzzing {len(properties)} properties for {seconds:g} s; example database {database}",
+        f"fuzzing {len(properties)} properties for {seconds:g} s; example database {database}{seeded}",
         file=sys.stderr,
         flush=True,
     )
@@ -91,6 +98,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
         database_dir=database,
         keep_going=args.keep_going,
         progress=fuzz_campaign.Progress(sys.stderr),
+        seed=args.seed,
     )
     for failure in result.failures:
         print(f"FAILED: property {failure.property}: {failure.error}")
@@ -123,6 +131,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
         "failures": [f.as_dict() for f in result.failures],
         "interrupted": result.interrupted,
         "database": str(database),
+        "seed": args.seed,
     }
     report(summary, fields, args.json)
     if result.failures:

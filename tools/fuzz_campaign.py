@@ -9,17 +9,24 @@ campaign ends on time without ever recording a false failure. Found failures are
 Failing examples go to the persistent example database (`.hypothesis/examples`, or the directory
 in `HYPOTHESIS_DATABASE`), so the next campaign replays them first. Every failure is written out
 as a ready-to-paste pytest test, `fuzz-regression-<property>.py`.
+
+By default every turn draws fresh random examples. With a `seed`, turn k of property P draws them
+from a seed made of (seed, P, k): the same turns run the same examples, which is what a test suite
+(or a CI job) wants. How many turns fit in the time still depends on the machine; the time box
+itself reads only `clock`, so tests can drive it with a fake one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 import pprint
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -143,8 +150,11 @@ def run_campaign(
     progress: Progress | None = None,
     turn_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    seed: int | None = None,
 ) -> CampaignResult:
-    """Fuzz `properties` in turns for `seconds`; stop at the first failure unless `keep_going`."""
+    """Fuzz `properties` in turns for `seconds` (by `clock`); stop at the first failure unless
+    `keep_going`. With a `seed`, each turn's examples are determined by the seed, the property and
+    the turn's number (see the module's docstring)."""
     if not properties:
         raise ValueError("no properties to run")
     database = _WatchedDatabase(
@@ -158,6 +168,7 @@ def run_campaign(
     counts_before = {p.name: COUNTS[p.name] for p in properties}
     active = list(properties)
     rates: dict[str, float] = {}
+    turns_of: dict[str, int] = {p.name: 0 for p in properties}
     result = CampaignResult(0.0, 0, {p.name: 0 for p in properties})
     current = [""]
 
@@ -194,9 +205,11 @@ def run_campaign(
                 database.saved = False
                 before = COUNTS[prop.name]
                 began = clock()
-                failure = _run_turn(prop, max_examples, database, regression_dir)
+                turn_seed = None if seed is None else _turn_seed(seed, prop.name, turns_of[prop.name])
+                failure = _run_turn(prop, max_examples, database, regression_dir, turn_seed)
                 took = max(clock() - began, 1e-6)
                 result.turns += 1
+                turns_of[prop.name] += 1
                 # Examples per second of this turn, hypothesis' own overhead included.
                 rates[prop.name] = max(COUNTS[prop.name] - before, 1) / took
                 if failure is not None:
@@ -219,11 +232,43 @@ def run_campaign(
     return result
 
 
+def _turn_seed(seed: int, name: str, turn: int) -> int:
+    digest = hashlib.blake2b(f"{seed}/{name}/{turn}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+# Where hypothesis looks for a test's fixed seed (what `@hypothesis.seed(n)` sets). The decorator
+# itself would also switch the example database off, and the campaign needs the database: its
+# saves are how a turn knows it found a failure, and failures must be replayed next time.
+_SEED_ATTRIBUTE = "_hypothesis_internal_use_seed"
+
+
+@contextlib.contextmanager
+def _seeded(prop: Property, test: Callable[[], None], seed: int | None) -> Iterator[None]:
+    """Run `prop`'s `test` with hypothesis' random generator seeded (nothing changes when None)."""
+    if seed is None:
+        yield
+        return
+    # A state machine takes the seed from its class; a @given test from the test itself.
+    target: Any = prop.machine if isinstance(prop, MachineProperty) else test
+    missing = object()
+    previous = vars(target).get(_SEED_ATTRIBUTE, missing)
+    setattr(target, _SEED_ATTRIBUTE, seed)
+    try:
+        yield
+    finally:
+        if previous is missing:
+            delattr(target, _SEED_ATTRIBUTE)
+        else:
+            setattr(target, _SEED_ATTRIBUTE, previous)
+
+
 def _run_turn(
     prop: Property,
     max_examples: int,
     database: ExampleDatabase,
     regression_dir: str | os.PathLike[str],
+    seed: int | None = None,
 ) -> Failure | None:
     turn_settings = Settings(
         max_examples=max_examples,
@@ -240,7 +285,8 @@ def _run_turn(
     reports: list[object] = []
     test = prop.test(turn_settings)
     try:
-        with with_reporter(reports.append):  # keep hypothesis' own printing off our stdout
+        # with_reporter keeps hypothesis' own printing off our stdout.
+        with with_reporter(reports.append), _seeded(prop, test, seed):
             test()
     except _TimeUp:
         return None
