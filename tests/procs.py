@@ -101,8 +101,9 @@ class Pong:
     def close(self) -> None:
         """Kill the process and everything it started (such as selfplay's host and joiner) if still
         running, reap it and release its pipes. Safe to call at any time, any number of times."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)  # the group outlives its leader while members remain
+        if self.process.returncode is None:  # not reaped yet, so its pid (the group's id) is still ours
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         self.process.wait()
         self._reader.join(timeout=10)
         for pipe in (self.process.stdout, self.process.stderr):
