@@ -33,7 +33,7 @@ class Outcome:
 
     result: str  # one of the reasons of DESIGN section 5
     detail: str
-    by_remote: bool  # the peer ended it (or went away)
+    by_remote: bool  # the peer ended it: its goodbye or refusal, or it went away (not: we found it at fault)
     frames: int  # frames simulated on this side (each with both players' inputs)
     final_chain: bytes | None
     desync: DesyncDetected | None = None
@@ -115,7 +115,7 @@ class MatchPeer:
         """The caller found the peer misbehaving (e.g. it stopped reading): end as a protocol error."""
         if self.outcome is None:
             self.connection.fail_remote(detail)
-            self._conclude("protocol_error", detail, by_remote=True)
+            self._conclude("protocol_error", detail, by_remote=False)
 
     @property
     def finished(self) -> bool:
@@ -138,7 +138,7 @@ class MatchPeer:
             try:
                 event = conn.next_event()
             except RemoteProtocolError as exc:
-                self._conclude(exc.reason, str(exc), by_remote=True)
+                self._conclude(exc.reason, str(exc), by_remote=False)
                 return
             if event is None:
                 return
@@ -151,7 +151,7 @@ class MatchPeer:
                     self.engine.add_remote_chain(event.frame, event.chain)
             except RemoteAheadError as exc:
                 conn.fail_remote(str(exc))
-                self._conclude("protocol_error", str(exc), by_remote=True)
+                self._conclude("protocol_error", str(exc), by_remote=False)
                 return
             if isinstance(event, Established):
                 self.established = event
@@ -191,7 +191,7 @@ class MatchPeer:
                 )
                 frame, chain = self._position()
                 self.connection.send_goodbye("protocol_error", frame, chain, detail)
-                self._conclude("protocol_error", detail, by_remote=True)
+                self._conclude("protocol_error", detail, by_remote=False)
                 return
             self._remote_end = ended
             if self._linger_until is None:
@@ -243,7 +243,7 @@ class MatchPeer:
             frame = self._remote_end.frame
             detail = f"the peer's final frame {frame} was not reached (we are at frame {engine.frame})"
             self.connection.send_goodbye("protocol_error", *self._position(), detail)
-            self._conclude("protocol_error", detail, by_remote=True)
+            self._conclude("protocol_error", detail, by_remote=False)
         else:
             self._finish_unconfirmed("match over (the peer did not confirm its final frame)")
 

@@ -136,6 +136,15 @@ class Goodbye:
 Message = Hello | Challenge | Auth | Welcome | Refuse | Input | ChainCheck | Ping | Pong | Goodbye
 
 
+def printable(text: str) -> str:
+    """A peer's text made safe to show: control characters (newlines, terminal escapes) become '?'.
+
+    Names and details come from the other machine and end up in terminals, logs and replays; a peer
+    must not be able to forge log lines or send escape sequences through them.
+    """
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 # -- encoding -------------------------------------------------------------------------------------
 def _text(value: str, limit: int) -> bytes:
     data = value.encode("utf-8")[:limit]

@@ -39,6 +39,7 @@ from peer.messages import (
     Welcome,
     encode,
     encode_input,
+    printable,
 )
 
 DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
@@ -319,7 +320,7 @@ class Connection:
         if isinstance(message, (Refuse, Goodbye)):
             frame = message.frame if isinstance(message, Goodbye) else None
             chain = message.chain if isinstance(message, Goodbye) else None
-            self._end(Ended(message.reason, message.detail, True, frame, chain))
+            self._end(Ended(message.reason, printable(message.detail), True, frame, chain))
         elif isinstance(message, Ping):
             self._on_ping(message)
         elif isinstance(message, Pong):
@@ -385,7 +386,7 @@ class Connection:
             if len(message.nonce) != NONCE_SIZE:
                 raise RemoteProtocolError("hello carries a bad nonce")
             self._peer_nonce = message.nonce
-            self._remote_name = message.name
+            self._remote_name = printable(message.name)
             proof = auth.host_proof(host.key, message.nonce, self._nonce) if host.key else b""
             self._send(Challenge(self._nonce, host.key is not None, proof))
             self._challenge_sent_ms = self._now_ms
@@ -460,7 +461,7 @@ class Connection:
                 return
             if message.delay_frames > MAX_DELAY_FRAMES:
                 raise RemoteProtocolError(f"input delay {message.delay_frames} exceeds {MAX_DELAY_FRAMES}")
-            self._remote_name = message.name
+            self._remote_name = printable(message.name)
             self._establish(
                 rules, message.seed, message.delay_frames, message.joiner_slot, joiner.name, message.rtt_ms
             )

@@ -141,8 +141,18 @@ class SessionResult:
 
 
 def default_replay_path(role: Role, now: float | None = None) -> str:
+    """A new file `pong-DATE-TIME-ROLE[-N].replay` here, created empty so no other match takes it."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"pong-{stamp}-{role.value}.replay"
+    for n in range(1, 1000):
+        path = f"pong-{stamp}-{role.value}{'' if n == 1 else f'-{n}'}.replay"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue  # another match started in the same second
+        except OSError:
+            return path  # unwritable here: check_record_path will say so in one line
+        return path
+    return path
 
 
 def check_record_path(path: str) -> None:
@@ -251,7 +261,11 @@ class Session:
             self._listener = Listener(opts.host, opts.port)
         except TransportError as exc:
             return SessionResult("quit", str(exc), False, problem="network")
-        where = f"{opts.host}:{self._listener.port}"
+        where = (
+            f"[{opts.host}]:{self._listener.port}"
+            if ":" in opts.host
+            else f"{opts.host}:{self._listener.port}"
+        )
         self.log(f"waiting for a player on {where}")
         self._poller.add(self._listener)
         # The address to give a friend: a wildcard bind is reachable by this machine's name.
@@ -282,9 +296,9 @@ class Session:
                 if link.peer.outcome is not None:
                     handshakes.remove(link)
                     outcome = link.peer.outcome
-                    self.log(
-                        f"refused a connection from {link.stream.peer}: {outcome.result} ({outcome.detail})"
-                    )
+                    # The detail of a goodbye is the other side's own words; say whose they are.
+                    how = "left the handshake" if outcome.by_remote else "refused"
+                    self.log(f"{how}: {link.stream.peer}: {outcome.result} ({outcome.detail})")
                     self._hang_up(link.stream)
             self._service_closing(now)
             self.frontend.show(waiting)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Sequence
 
@@ -50,13 +51,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except CommandError as exc:
-        fail(str(exc))
-        return exc.code
+        return _failed(args, str(exc), exc.code)
     except KeyboardInterrupt:
-        fail("interrupted")
-        return 130
+        return _failed(args, "interrupted", 130)
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`); nothing left to tell anyone.
         sys.stderr.close()
         return exitcodes.OK
+    return code
+
+
+def _failed(args: argparse.Namespace, message: str, code: int) -> int:
+    """One line for a person; with --json also one JSON object, so scripts always get one."""
+    fail(message)
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": message, "exit_code": code}), flush=True)
     return code

@@ -63,7 +63,10 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=port, default=DEFAULT_PORT, help="port to listen on (default 7777; 0 = any)"
     )
     parser.add_argument(
-        "--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)"
+        "--bind",
+        type=bind_address,
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)",
     )
     parser.add_argument("--delay", type=delay, default=None, help="input delay in frames, or auto (default)")
     parser.add_argument("--seed", type=types.seed, help="seed of the match (default: random)")
@@ -77,12 +80,20 @@ def add_join_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
+def bind_address(text: str) -> str:
+    # An empty value (an unset shell variable) would silently listen on every interface.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--bind must not be empty; use 0.0.0.0 to listen on all interfaces")
+    return text.strip("[]")
+
+
 def _key(args: argparse.Namespace) -> bytes | None:
     text = args.key if args.key is not None else os.environ.get("PONG_KEY")
     if text is None:
         return None
     if not text:
-        raise CommandError("--key must not be empty")
+        where = "--key" if args.key is not None else "PONG_KEY"
+        raise CommandError(f"{where} must not be empty (leave it out to play without a key)")
     return text.encode("utf-8")
 
 
@@ -181,7 +192,8 @@ def summary(result: SessionResult) -> str:
         note = f" ({result.detail})" if result.detail != "match over" else ""
         return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{note}{chain}{where}"
     if result.result == "desync" and result.desync is not None:
-        return f"desync: the games diverged at frame {result.desync.frame} ({result.detail}){where}"
+        detail = "" if result.detail.startswith("the games diverged") else f" ({result.detail})"
+        return f"desync: the games diverged at frame {result.desync.frame}{detail}{where}"
     if result.input_delay is None:  # no match was ever established
         return f"{result.result}: {result.detail}" if result.result != "peer_timeout" else result.detail
     after = f" after {result.frames} frames" if result.frames else ""

@@ -75,9 +75,10 @@ def _wait_for_port(host: subprocess.Popen[str], lines: list[str]) -> int:
     raise CommandError(f"the host did not start: {err.strip() or 'no output'}", exitcodes.NETWORK)
 
 
-def _finish(process: subprocess.Popen[str], lines: list[str], deadline: float) -> PeerRun:
+def _finish(process: subprocess.Popen[str], lines: list[str], deadline: float | None) -> PeerRun:
+    timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
     try:
-        out, err = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
@@ -100,7 +101,7 @@ def run_match(
     join_args: list[str],
     *,
     via: Callable[[int], AbstractContextManager[int]] = _direct,
-    timeout_s: float = 600,
+    timeout_s: float | None = 600,
 ) -> MatchRun:
     """`pong host --port 0 HOST_ARGS` and `pong join 127.0.0.1:PORT JOIN_ARGS` to the end.
 
@@ -114,7 +115,7 @@ def run_match(
         port = _wait_for_port(host, host_lines)
         with via(port) as join_port:
             joiner = _spawn(["join", f"127.0.0.1:{join_port}", *join_args])
-            deadline = time.monotonic() + timeout_s
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
             host_run = _finish(host, host_lines, deadline)
             joiner_run = _finish(joiner, [], deadline)
     finally:
