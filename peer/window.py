@@ -18,7 +18,7 @@ from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from peer.protocol import Established
 from peer.session import SessionResult, View
-from replay.render import FOREGROUND, display_problem, draw_state, draw_text
+from replay.render import FOREGROUND, display_problem, draw_state, draw_text, fallback_problem
 
 WINDOW_SIZE = (960, 720)
 STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
@@ -64,6 +64,10 @@ class WindowFrontend:
         except pygame.error as exc:
             pygame.quit()
             raise WindowUnavailable(f"cannot open a window: {exc}") from None
+        problem = fallback_problem(pygame.display.get_driver())
+        if problem:
+            pygame.quit()
+            raise WindowUnavailable(problem)
         pygame.display.set_caption("Lockstep Pong")
         self.pygame: Any = pygame
         self.bot_name = bot_name

@@ -199,6 +199,18 @@ def draw_text(
     return int(width)
 
 
+def fallback_problem(driver: str) -> str | None:
+    """Why a window that did open is useless: SDL fell back to an invisible driver by itself.
+
+    With DISPLAY set but no X server answering, SDL quietly picks "offscreen": the game would run
+    in a window nobody can see. Only a driver chosen on purpose (SDL_VIDEODRIVER) may be invisible.
+    """
+    if driver in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+        where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "?"
+        return f"no display answers at {where} (SDL could only open an invisible window)"
+    return None
+
+
 def display_problem() -> str | None:
     """Why no window can be opened here, judged from the environment alone (None: try it).
 

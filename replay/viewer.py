@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from lockstep.rules import TICKS_PER_SECOND
 from replay.playback import DEFAULT_KEYFRAME_INTERVAL, Playback
 from replay.reader import Replay
-from replay.render import display_problem, draw_state, draw_text
+from replay.render import display_problem, draw_state, draw_text, fallback_problem
 
 if TYPE_CHECKING:
     import pygame
@@ -245,6 +245,10 @@ def run_viewer(replay: Replay, max_ticks: int | None = None) -> None:
     except pygame.error as exc:
         pygame.quit()
         raise NoDisplayError(f"cannot open a window: {exc}") from None
+    problem = fallback_problem(pygame.display.get_driver())
+    if problem:
+        pygame.quit()
+        raise NoDisplayError(problem)
     try:
         left, right = replay.names
         pygame.display.set_caption(f"Lockstep Pong replay: {left} vs {right}")

@@ -216,3 +216,14 @@ def test_two_real_windows_under_xvfb_play_a_match_driven_by_keys(tmp_path):
     assert result["host"]["result"] == result["joiner"]["result"] == "finished"
     assert result["host"]["final_chain"] == result["joiner"]["final_chain"]
     assert result["joiner_moved"], "the joiner's paddle must follow the keys sent by xdotool"
+
+
+def test_an_invisible_fallback_window_is_refused_unless_asked_for(monkeypatch):
+    from replay.render import fallback_problem
+
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    monkeypatch.setenv("DISPLAY", ":98")
+    assert "no display answers at :98" in fallback_problem("offscreen")
+    assert fallback_problem("x11") is None
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # tests and headless rendering choose it on purpose
+    assert fallback_problem("dummy") is None
