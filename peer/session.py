@@ -234,6 +234,7 @@ class Session:
                 # so readers report it as cut short).
                 with contextlib.suppress(ReplayWriteError):
                     self._writer.close()
+            self._remove_empty_replay()
             if self._link is not None:
                 self._link.stream.close(linger_ms=0)
             if self._listener is not None:
@@ -241,6 +242,14 @@ class Session:
             for stream, _ in self._closing:
                 stream.close(linger_ms=0)
             self._poller.close()
+
+    def _remove_empty_replay(self) -> None:
+        """No match, no file: a replay path reserved (or opened) but never written is removed."""
+        if self._writer is not None and self._writer.bytes_written > 0:
+            return
+        with contextlib.suppress(OSError):
+            if os.path.isfile(self.record_path) and os.path.getsize(self.record_path) == 0:
+                os.remove(self.record_path)
 
     def _new_peer(self, role: Role) -> MatchPeer:
         opts = self.options

@@ -220,7 +220,7 @@ def test_a_protocol_version_mismatch_is_refused_naming_both_versions(pong, tmp_p
     "address, needle",
     [("127.0.0.1:{free}", "nobody is listening"), ("no-such-host.invalid:7777", "cannot resolve")],
 )
-def test_joining_nowhere_is_exit_3_with_one_line(pong, address, needle):
+def test_joining_nowhere_is_exit_3_with_one_line(pong, tmp_path, address, needle):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
@@ -229,6 +229,7 @@ def test_joining_nowhere_is_exit_3_with_one_line(pong, address, needle):
     assert code == 3
     assert needle in j.stderr and "Traceback" not in j.stderr
     assert len(j.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.glob("*.replay")) == []  # no match, no (empty) replay left behind
 
 
 def test_hosting_on_a_port_in_use_is_one_line_and_exit_3(pong):
