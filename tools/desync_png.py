@@ -235,7 +235,8 @@ def draw_png(
         for x, text in zip(columns, (item["field"], str(a), str(b), f"{b - a:+d}")):
             draw_text(surface, text, x, y + n * ROW_H, 18, RED)
     try:
-        pygame.image.save(surface, out)
+        with open(out, "wb") as file:  # a file object and a hint: PNG whatever the name ends in
+            pygame.image.save(surface, file, "out.png")
     except (pygame.error, OSError) as exc:
         raise CommandError(f"cannot write {out}: {exc}", exitcodes.USAGE) from None
     return out
