@@ -8,7 +8,6 @@ network overlay, Esc or closing the window quits (the session then says goodbye 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from peer.protocol import Established
 from peer.session import SessionResult, View
-from replay.render import FOREGROUND, display_problem, draw_state, draw_text, fallback_problem
+from replay.render import FOREGROUND, NoDisplayError, draw_state, draw_text, open_window
 
 WINDOW_SIZE = (960, 720)
 STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
@@ -29,8 +28,7 @@ INFO = (200, 200, 200)
 ALERT = (255, 200, 80)
 
 
-class WindowUnavailable(Exception):
-    """No window can be opened (no display); the message says why."""
+WindowUnavailable = NoDisplayError  # no window can be opened here; the message says why
 
 
 def result_text(result: SessionResult) -> tuple[str, str]:
@@ -51,24 +49,9 @@ def result_text(result: SessionResult) -> tuple[str, str]:
 
 class WindowFrontend:
     def __init__(self, bot_name: str | None = None, end_screen_ms: int = END_SCREEN_MS) -> None:
-        problem = display_problem()
-        if problem:
-            raise WindowUnavailable(problem)
-        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        self.screen = open_window(WINDOW_SIZE, "Lockstep Pong", resizable=True)
         import pygame
 
-        try:
-            pygame.display.init()
-            pygame.font.init()
-            self.screen = pygame.display.set_mode(WINDOW_SIZE, pygame.RESIZABLE)
-        except pygame.error as exc:
-            pygame.quit()
-            raise WindowUnavailable(f"cannot open a window: {exc}") from None
-        problem = fallback_problem(pygame.display.get_driver())
-        if problem:
-            pygame.quit()
-            raise WindowUnavailable(problem)
-        pygame.display.set_caption("Lockstep Pong")
         self.pygame: Any = pygame
         self.bot_name = bot_name
         self.bot: Bot | None = None

@@ -199,6 +199,33 @@ def draw_text(
     return int(width)
 
 
+class NoDisplayError(Exception):
+    """No window can be opened here (no display, or only an invisible one); the message says why."""
+
+
+def open_window(size: tuple[int, int], caption: str, resizable: bool = False) -> pygame.Surface:
+    """Open the one window of a front end, or raise `NoDisplayError` with one line saying why."""
+    problem = display_problem()
+    if problem:
+        raise NoDisplayError(problem)
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    try:
+        pygame.display.init()
+        pygame.font.init()
+        screen = pygame.display.set_mode(size, pygame.RESIZABLE if resizable else 0)
+    except pygame.error as exc:
+        pygame.quit()
+        raise NoDisplayError(f"cannot open a window: {exc}") from None
+    problem = fallback_problem(pygame.display.get_driver())
+    if problem:
+        pygame.quit()
+        raise NoDisplayError(problem)
+    pygame.display.set_caption(caption)
+    return screen
+
+
 def fallback_problem(driver: str) -> str | None:
     """Why a window that did open is useless: SDL fell back to an invisible driver by itself.
 

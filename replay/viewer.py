@@ -12,13 +12,14 @@ pygame is imported only inside functions: importing this module never loads it.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from lockstep.rules import TICKS_PER_SECOND
 from replay.playback import DEFAULT_KEYFRAME_INTERVAL, Playback
 from replay.reader import Replay
-from replay.render import display_problem, draw_state, draw_text, fallback_problem
+from replay.render import NoDisplayError, draw_state, draw_text, open_window
+
+__all__ = ["NoDisplayError", "Viewer", "run_viewer"]
 
 if TYPE_CHECKING:
     import pygame
@@ -37,10 +38,6 @@ TIMELINE_BG = (50, 50, 60)
 TIMELINE_FILL = (90, 140, 220)
 TIMELINE_BUILT = (70, 70, 85)
 TIMELINE_CURSOR = (255, 255, 255)
-
-
-class NoDisplayError(Exception):
-    """There is no display to open a window on; the message says why."""
 
 
 def format_time(frames: int) -> str:
@@ -233,25 +230,11 @@ def run_viewer(replay: Replay, max_ticks: int | None = None) -> None:
 
     Raises `NoDisplayError` when there is no display to open a window on.
     """
-    problem = display_problem()
-    if problem:
-        raise NoDisplayError(problem)
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
+    left, right = replay.names
+    screen = open_window(WINDOW_SIZE, f"Lockstep Pong replay: {left} vs {right}")
+    import pygame  # after open_window, which keeps pygame's banner off stdout
 
     try:
-        pygame.display.init()
-        screen = pygame.display.set_mode(WINDOW_SIZE)
-    except pygame.error as exc:
-        pygame.quit()
-        raise NoDisplayError(f"cannot open a window: {exc}") from None
-    problem = fallback_problem(pygame.display.get_driver())
-    if problem:
-        pygame.quit()
-        raise NoDisplayError(problem)
-    try:
-        left, right = replay.names
-        pygame.display.set_caption(f"Lockstep Pong replay: {left} vs {right}")
         clock = pygame.time.Clock()
         viewer = Viewer(replay)
         ticks = 0
