@@ -79,7 +79,8 @@ class MatchPeer:
         if engine is None or self.outcome is not None:
             return False
         if self._linger_until is not None and now_ms >= self._linger_until:
-            self._finish_after_linger()
+            # Our match is over and the peer never confirmed its end.
+            self._finish_unconfirmed("match over (the peer did not confirm its final frame)")
             return False
         # Inputs are still sampled after the peer's goodbye: reaching its final frame may need them.
         if engine.needs_local_input() and local_input is not None:
@@ -106,6 +107,10 @@ class MatchPeer:
     def quit(self, now_ms: int) -> None:
         """The local player leaves: goodbye `quit`, and the match ends here."""
         if self.outcome is not None:
+            return
+        if self.engine is not None and self.engine.finished:
+            # Only the peer's confirmation was outstanding: the match itself is complete.
+            self._finish_unconfirmed("match over (you left before the peer confirmed its end)")
             return
         frame, chain = self._position()
         self.connection.send_goodbye("quit", frame, chain, "the other player quit")
@@ -183,8 +188,9 @@ class MatchPeer:
             )
         elif ended.reason == "finished" and ended.by_remote and ended.frame is not None:
             # Its inputs up to its last frame came before its goodbye (TCP keeps order), so an
-            # honest peer's final frame is always within reach; a frame beyond it is a lie.
-            if ended.frame > engine.remote_input_end():
+            # honest peer's final frame is always within reach; a frame beyond it is a lie. Once our
+            # own match is over we stop taking its inputs: then only the two ends are compared.
+            if not engine.finished and ended.frame > engine.remote_input_end():
                 detail = (
                     f"the peer says its match ended at frame {ended.frame}, but sent inputs only up "
                     f"to frame {engine.remote_input_end()}"
@@ -193,9 +199,7 @@ class MatchPeer:
                 self.connection.send_goodbye("protocol_error", frame, chain, detail)
                 self._conclude("protocol_error", detail, by_remote=False)
                 return
-            self._remote_end = ended
-            if self._linger_until is None:
-                self._linger_until = now_ms + LINGER_MS  # a backstop: reaching it takes about D frames
+            self._remote_end = ended  # within reach (checked above): no deadline needed to get there
             self._check_end(now_ms)
         elif engine.finished:
             # Our match is complete; the peer left (or the link dropped) before confirming its end.
@@ -228,24 +232,14 @@ class MatchPeer:
         engine = self.engine
         assert engine is not None
         local = engine.chain_at(remote_end.frame) if remote_end.frame is not None else None
-        if local is not None and local == remote_end.chain and engine.finished and engine.desync is None:
+        same_end = engine.finished and remote_end.frame == engine.frame
+        if same_end and local == remote_end.chain and engine.desync is None:
             self._conclude("finished", "match over", by_remote=False)
             return
         frame = remote_end.frame or 0
         desync = engine.desync or DesyncDetected(frame, local or bytes(8), remote_end.chain or bytes(8), 64)
         # Tell the peer: it finished and is waiting for our word on its final frame.
         self._on_desync(desync, now_ms)
-
-    def _finish_after_linger(self) -> None:
-        engine = self.engine
-        assert engine is not None
-        if self._remote_end is not None and not engine.finished:
-            frame = self._remote_end.frame
-            detail = f"the peer's final frame {frame} was not reached (we are at frame {engine.frame})"
-            self.connection.send_goodbye("protocol_error", *self._position(), detail)
-            self._conclude("protocol_error", detail, by_remote=False)
-        else:
-            self._finish_unconfirmed("match over (the peer did not confirm its final frame)")
 
     def _finish_unconfirmed(self, detail: str) -> None:
         """Our match ended; the peer's confirmation is missing. Every check so far still counts."""

@@ -42,6 +42,17 @@ from peer.messages import (
     printable,
 )
 
+# The reasons a host may give for refusing a joiner (the rest only end a match that exists).
+HANDSHAKE_REASONS = frozenset(
+    (
+        "version_mismatch",
+        "rules_mismatch",
+        "auth_failed",
+        "session_full",
+        "handshake_timeout",
+        "protocol_error",
+    )
+)
 DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 DEFAULT_SILENCE_TIMEOUT_MS = 5000
 DEFAULT_PING_INTERVAL_MS = 1000
@@ -318,6 +329,7 @@ class Connection:
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, (Refuse, Goodbye)):
+            self._check_farewell(message)
             frame = message.frame if isinstance(message, Goodbye) else None
             chain = message.chain if isinstance(message, Goodbye) else None
             self._end(Ended(message.reason, printable(message.detail), True, frame, chain))
@@ -340,6 +352,17 @@ class Connection:
             self._handle_host_handshake(message)
         else:
             self._handle_joiner_handshake(message)
+
+    def _check_farewell(self, message: Refuse | Goodbye) -> None:
+        """A refusal or goodbye must fit the moment: no peer may claim a match it never played."""
+        if isinstance(message, Refuse):
+            # Only the host refuses, and only a joiner still in its handshake.
+            if self.role is not Role.JOINER or self.phase is not Phase.HANDSHAKE:
+                raise self._unexpected(message)
+            if message.reason not in HANDSHAKE_REASONS:
+                raise RemoteProtocolError(f"a refusal cannot give the reason {message.reason!r}")
+        elif self.phase is Phase.HANDSHAKE and message.reason in ("finished", "desync"):
+            raise RemoteProtocolError(f"a goodbye with reason {message.reason!r} before the match began")
 
     def _on_ping(self, ping: Ping) -> None:
         # Before the match only the host's RTT probes may ping, and during it a peer pings about

@@ -250,3 +250,30 @@ def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
     assert events_of(h) == []
     replies = h.data_to_send()
     assert 0 < len(replies) <= len(encode(Ping(7)))  # one pong, not ten thousand
+
+
+@pytest.mark.parametrize("reason", ["finished", "desync", "quit"])
+def test_a_refusal_with_a_reason_no_host_refuses_with_is_a_protocol_error(reason):
+    j = joiner()
+    j.data_to_send()
+    j.receive_data(encode(Refuse(reason, "you won, go home")), 1)
+    with pytest.raises(RemoteProtocolError, match="cannot give the reason"):
+        events_of(j)
+
+
+def test_no_goodbye_may_claim_a_match_before_it_began():
+    from peer.messages import Goodbye
+
+    j = joiner()
+    j.data_to_send()
+    j.receive_data(encode(Goodbye("finished", 100, bytes(8), "")), 1)
+    with pytest.raises(RemoteProtocolError, match="before the match began"):
+        events_of(j)
+
+
+def test_a_refusal_during_the_match_is_a_protocol_error():
+    h, j = host(), joiner()
+    handshake(h, j)
+    j.receive_data(encode(Refuse("session_full", "too late")), 500)
+    with pytest.raises(RemoteProtocolError, match="unexpected refuse"):
+        events_of(j)

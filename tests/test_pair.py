@@ -145,3 +145,68 @@ def test_a_quit_crossing_our_finished_goodbye_still_counts_the_match_as_finished
     joiner.quit(now)  # before the host's goodbye arrives
     host.receive_data(joiner.data_to_send(), now + 1)
     assert host.outcome.result == "finished" and "quit" in host.outcome.detail
+
+
+def _ends_at(frame):
+    class EndsAt(Engine):
+        @property
+        def finished(self):
+            return self.frame >= frame or super().finished
+
+    return EndsAt
+
+
+def test_games_that_end_at_different_frames_are_a_desync_on_both_sides():
+    """The host's game ends at 300, the joiner's at 302, and the joiner gets there before the
+    host's goodbye arrives: its honest goodbye names a frame the finished host no longer tracks."""
+    host, joiner = make_pair(Rules(points_to_win=99), 4, delay_frames=4)
+    run_pair(host, joiner, *bots(), max_ticks=40)
+    host.engine.__class__ = _ends_at(300)
+    joiner.engine.__class__ = _ends_at(302)
+    run_pair(host, joiner, *bots(), one_way_ms=50, max_ticks=2000)
+    assert host.outcome.result == joiner.outcome.result == "desync", (host.outcome, joiner.outcome)
+
+
+def _play_until(host, joiner, done, now=5000):
+    for _ in range(10_000):
+        if done():
+            return now
+        now += 16
+        for peer, other, bot in ((host, joiner, bots()[0]), (joiner, host, bots()[1])):
+            peer.update(now, bot)
+            data = peer.data_to_send()
+            if data:
+                other.receive_data(data, now)
+    raise AssertionError("the match did not get there")
+
+
+def test_a_starved_loop_still_reaches_the_peers_final_frame_and_finishes():
+    """The peer's goodbye arrives, then our loop stalls for seconds (a GC, a frozen window)."""
+    host, joiner = _established_pair(Rules(points_to_win=99, frame_limit=200))
+    now = _play_until(host, joiner, lambda: host.engine.finished)
+    assert not joiner.engine.finished  # its last frame is still to come when the goodbye lands
+    joiner.receive_data(host.data_to_send(), now)
+    now += 3000
+    for _ in range(10):
+        now += 16
+        joiner.update(now, bots()[1])
+        host.receive_data(joiner.data_to_send(), now)
+    assert joiner.outcome.result == "finished", joiner.outcome
+
+
+def test_leaving_after_the_end_but_before_the_peers_confirmation_keeps_the_match_finished():
+    rules = Rules(points_to_win=99, frame_limit=120)
+    host, joiner = _established_pair(rules)
+    now = 5000
+    for _ in range(10_000):
+        now += 16
+        host.update(now, bots()[0])
+        joiner.update(now, bots()[1])
+        for src, dst in ((joiner, host), (host, joiner)):
+            data = src.data_to_send()
+            if data and not host.engine.finished:  # from the host's end on, nothing more arrives
+                dst.receive_data(data, now)
+        if host.engine.finished:
+            break
+    host.quit(now)
+    assert host.outcome.result == "finished" and "left before" in host.outcome.detail
