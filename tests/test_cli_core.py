@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -116,11 +117,11 @@ def test_a_match_interrupted_while_waiting_leaves_no_process_behind(monkeypatch,
         spawned.append(real_spawn(argv))
         return spawned[-1]
 
-    def interrupted(process, lines, deadline):
-        raise KeyboardInterrupt  # Ctrl-C while waiting for the host to end
+    def interrupted(host, joiner, deadline):
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the match to end
 
     monkeypatch.setattr(procmatch, "_spawn", spawn)
-    monkeypatch.setattr(procmatch, "_finish", interrupted)
+    monkeypatch.setattr(procmatch, "_wait_for_either", interrupted)
     bot = ["--headless", "--bot", "tracker"]
     with pytest.raises(KeyboardInterrupt):
         procmatch.run_match(
@@ -128,6 +129,13 @@ def test_a_match_interrupted_while_waiting_leaves_no_process_behind(monkeypatch,
         )
     assert len(spawned) == 2
     assert [p.poll() is None for p in spawned] == [False, False]  # host and joiner both ended
+
+
+def test_a_joiner_that_dies_before_its_handshake_does_not_leave_the_match_waiting_forever(tmp_path):
+    bot = ["--headless", "--bot", "tracker", "--record", str(tmp_path / "h.replay")]
+    run = procmatch.run_match(bot, ["--no-such-flag"], timeout_s=None, grace_s=0.5)
+    assert run.joiner.code == 2  # a usage error: it never connected
+    assert run.host.code != 0 and run.host.result is None  # the host was stopped after the grace
 
 
 @pytest.mark.parametrize(
@@ -198,3 +206,22 @@ def test_whole_numbers_are_decimal_or_prefixed(text, value):
 def test_bad_ports_are_refused(text):
     with pytest.raises(argparse.ArgumentTypeError, match="port must be"):
         types.port(text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["host", "--json", "--port", "abc"],  # argparse's own error
+        ["replay", "verify", "no-such-file.replay", "--json"],  # a command's error
+        ["selfplay", "--json", "--delay", "99"],
+    ],
+)
+def test_json_is_promised_even_for_errors(args, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", *args], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    out = last_json(result.stdout)
+    assert out["ok"] is False and out["exit_code"] == 2 and out["error"]
+    assert "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tools import exitcodes
 from tools.exitcodes import CommandError
@@ -31,8 +32,21 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus the promise of --json: even a usage error ends with one JSON object."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+        if _Parser.json_errors:
+            print(json.dumps({"ok": False, "error": message, "exit_code": exitcodes.USAGE}), flush=True)
+        raise SystemExit(exitcodes.USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pong",
         description="Lockstep Pong: deterministic peer-to-peer Pong with verifiable replays.",
     )
@@ -47,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)

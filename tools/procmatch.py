@@ -23,6 +23,10 @@ from tools import exitcodes
 from tools.exitcodes import CommandError
 
 START_TIMEOUT_S = 15
+# After one peer has ended, how long the other may take: more than the 5 s silence timeout and
+# the 2 s wait for the peer's final goodbye together.
+GRACE_S = 15
+POLL_S = 0.1
 WAITING_PREFIX = "waiting for a player on "
 
 
@@ -91,6 +95,14 @@ def _finish(process: subprocess.Popen[str], lines: list[str], deadline: float | 
     return PeerRun(process.returncode, result, err.strip(), lines)
 
 
+def _wait_for_either(a: subprocess.Popen[str], b: subprocess.Popen[str], deadline: float | None) -> None:
+    while a.poll() is None and b.poll() is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            a.wait(timeout=POLL_S)
+
+
 @contextlib.contextmanager
 def _direct(port: int) -> Iterator[int]:
     yield port
@@ -102,6 +114,7 @@ def run_match(
     *,
     via: Callable[[int], AbstractContextManager[int]] = _direct,
     timeout_s: float | None = 600,
+    grace_s: float = GRACE_S,
 ) -> MatchRun:
     """`pong host --port 0 HOST_ARGS` and `pong join 127.0.0.1:PORT JOIN_ARGS` to the end.
 
@@ -116,8 +129,12 @@ def run_match(
         with via(port) as join_port:
             joiner = _spawn(["join", f"127.0.0.1:{join_port}", *join_args])
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            host_run = _finish(host, host_lines, deadline)
-            joiner_run = _finish(joiner, [], deadline)
+            _wait_for_either(host, joiner, deadline)
+            # One side has ended; the other ends by itself within its timeouts, or never (a host
+            # whose joiner died before the handshake waits forever): it gets a grace period.
+            grace = time.monotonic() + grace_s
+            host_run = _finish(host, host_lines, grace if host.poll() is None else deadline)
+            joiner_run = _finish(joiner, [], grace if joiner.poll() is None else deadline)
     finally:
         # On any way out (an error, Ctrl-C while waiting), neither process outlives the match.
         for process in (host, joiner):

@@ -87,11 +87,20 @@ def run(args: argparse.Namespace) -> int:
             problems.append(f"{name} replay is truncated")
     chains = {str(r.get("final_chain")) for r in results.values()}
     chains_equal = len(results) == 2 and len(chains) == 1
-    if len(results) == 2 and not chains_equal:
+    # Final chains mean something only for a match both sides finished; anything else is already
+    # a problem above, and comparing cut-short histories would only add noise.
+    both_finished = len(results) == 2 and all(r.get("result") == "finished" for r in results.values())
+    if both_finished and not chains_equal:
         problems.append(f"the two peers' final chains differ: {sorted(chains)}")
     for name, check in verified.items():
         claimed = results.get(name, {}).get("final_chain")
-        if claimed and check.ok and check.final_chain.hex() != claimed:
+        if (
+            both_finished
+            and claimed
+            and check.ok
+            and not check.truncated
+            and check.final_chain.hex() != claimed
+        ):
             problems.append(f"the {name} replay re-simulates to {check.final_chain.hex()}, not {claimed}")
 
     host_result = results.get("host", {})
@@ -131,5 +140,8 @@ def run(args: argparse.Namespace) -> int:
     report(summary, fields, args.json, failed=bool(problems))
     if not problems:
         return exitcodes.OK
+    codes = {run.code for run in finished.values()}
+    if exitcodes.USAGE in codes:
+        return exitcodes.USAGE  # e.g. a replay that could not be written (a full disk)
     network = any(r.get("result") not in ("finished", "desync") for r in results.values()) or len(results) < 2
     return exitcodes.NETWORK if network else exitcodes.CHECK_FAILED
