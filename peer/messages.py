@@ -23,18 +23,16 @@ MAX_NAME_BYTES = 32
 MAX_DETAIL_BYTES = 200
 MAX_PAYLOAD = 1024  # no legal message comes near this; anything bigger is refused
 
-REASONS = (
+# The reasons a host may give when it refuses a joiner; the others end a match that exists.
+HANDSHAKE_REASONS = (
     "version_mismatch",
     "rules_mismatch",
     "auth_failed",
     "session_full",
     "handshake_timeout",
     "protocol_error",
-    "peer_timeout",
-    "quit",
-    "desync",
-    "finished",
 )
+REASONS = (*HANDSHAKE_REASONS, "peer_timeout", "quit", "desync", "finished")  # wire code = index + 1
 _REASON_CODE = {name: i + 1 for i, name in enumerate(REASONS)}
 
 TAG_HELLO = 1

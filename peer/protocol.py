@@ -23,6 +23,7 @@ from lockstep.rules import SIM_VERSION, Rules, RulesError, rules_id, split_rules
 from peer import auth
 from peer.errors import LocalProtocolError, RemoteProtocolError
 from peer.messages import (
+    HANDSHAKE_REASONS,
     NONCE_SIZE,
     PROTOCOL_VERSION,
     Auth,
@@ -42,17 +43,6 @@ from peer.messages import (
     printable,
 )
 
-# The reasons a host may give for refusing a joiner (the rest only end a match that exists).
-HANDSHAKE_REASONS = frozenset(
-    (
-        "version_mismatch",
-        "rules_mismatch",
-        "auth_failed",
-        "session_full",
-        "handshake_timeout",
-        "protocol_error",
-    )
-)
 DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 DEFAULT_SILENCE_TIMEOUT_MS = 5000
 DEFAULT_PING_INTERVAL_MS = 1000
