@@ -14,6 +14,7 @@ import pytest
 
 from peer.transport import Listener, Poller, Stream, connect
 from tests.conftest import ROOT
+from tests.streams import free_port, pump_until_closed
 from tools.cli import main
 from tools.netsim import SPLIT_MAX_BYTES, Impairment, NetSim
 
@@ -52,22 +53,6 @@ def transfer(sender: Stream, receiver: Stream, payload: bytes) -> tuple[bytes, f
     return bytes(received), time.monotonic() - start
 
 
-def read_until_closed(stream: Stream) -> bytes:
-    data = bytearray()
-    deadline = time.monotonic() + WAIT_S
-    while not stream.closed:
-        assert time.monotonic() < deadline, "the connection never ended"
-        data += stream.pump(100)
-    return bytes(data)
-
-
-def free_port() -> int:
-    probe = Listener("127.0.0.1", 0)
-    port = probe.port
-    probe.close()
-    return port
-
-
 @pytest.fixture
 def target():
     listener = Listener("127.0.0.1", 0)
@@ -94,7 +79,7 @@ def test_bytes_pass_unchanged_and_in_order_both_ways_with_delay_jitter_and_split
             assert transfer(client, server, message)[0] == message
             assert transfer(server, client, message[::-1])[0] == message[::-1]
         client.close()
-        assert read_until_closed(server) == b""
+        assert pump_until_closed(server) == b""
     # Every piece went out with its own write: at least one per SPLIT_MAX_BYTES bytes.
     assert sim.bytes_up == len(up) + sum(len(f"frame {i};") for i in range(20))
     assert sim.writes >= (sim.bytes_up + sim.bytes_down) // SPLIT_MAX_BYTES
@@ -145,12 +130,12 @@ def test_eof_is_forwarded_after_the_delayed_bytes(target):
         client, server = proxied_pair(sim, target)
         client.send(b"goodbye quit")
         client.close()
-        assert read_until_closed(server) == b"goodbye quit"
+        assert pump_until_closed(server) == b"goodbye quit"
         # And from the other side.
         client, server = proxied_pair(sim, target)
         server.send(b"session_full")
         server.close()
-        assert read_until_closed(client) == b"session_full"
+        assert pump_until_closed(client) == b"session_full"
 
 
 def test_a_refusing_target_closes_that_client_and_the_proxy_keeps_running():
@@ -159,7 +144,7 @@ def test_a_refusing_target_closes_that_client_and_the_proxy_keeps_running():
     with NetSim("127.0.0.1", port, log=lines.append) as sim:
         for _ in range(2):
             client = connect("127.0.0.1", sim.port, 2000)
-            assert read_until_closed(client) == b""
+            assert pump_until_closed(client) == b""
     assert sim.connections_total == 2
     refusals = [line for line in lines if f"nobody is listening on 127.0.0.1:{port}" in line]
     assert len(refusals) == 2
@@ -173,7 +158,7 @@ def test_several_clients_at_once(target):
         assert sim.active_connections == 3
         for client, server in pairs:
             client.close()
-            read_until_closed(server)
+            pump_until_closed(server)
 
 
 def test_it_can_be_driven_step_by_step_without_a_thread(target):
@@ -194,7 +179,7 @@ def test_it_can_be_driven_step_by_step_without_a_thread(target):
         assert sim.active_connections == 1
     finally:
         sim.close()
-    assert sim.closed and read_until_closed(client) == b""
+    assert sim.closed and pump_until_closed(client) == b""
 
 
 def test_a_proxy_pointed_at_itself_is_refused():
@@ -257,7 +242,7 @@ def test_command_forwards_and_stops_cleanly_on_a_signal(target, stop_signal):
         server = accept_one(target)
         assert transfer(client, server, b"through the command")[0] == b"through the command"
         client.close()
-        read_until_closed(server)
+        pump_until_closed(server)
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=WAIT_S)
     finally:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from peer.transport import Listener, Poller, Stream, TransportError, connect, resolve, start_connect
+from tests.streams import free_port, pump_until_closed
 
 WAIT_S = 10.0  # generous bound for anything that should take milliseconds
 
@@ -57,22 +58,6 @@ def exchange(sender: Stream, receiver: Stream, size: int) -> bytes:
         sender.flush()
     poller.close()
     return bytes(received)
-
-
-def pump_until_closed(stream: Stream) -> bytes:
-    data = bytearray()
-    deadline = time.monotonic() + WAIT_S
-    while not stream.closed:
-        assert time.monotonic() < deadline, "the end of the connection was never noticed"
-        data += stream.pump(100)
-    return bytes(data)
-
-
-def free_port() -> int:
-    probe = Listener("127.0.0.1", 0)
-    port = probe.port
-    probe.close()
-    return port
 
 
 def test_round_trip_both_directions(pair):
