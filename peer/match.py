@@ -246,7 +246,6 @@ class MatchPeer:
         engine = self.engine
         assert engine is not None
         # A chain check may have failed after our last frame (the peer's late inputs carry them).
-        engine.advance(0)
         if engine.desync is not None:
             self._conclude(
                 "desync", f"the games diverged at frame {engine.desync.frame}", False, engine.desync
