@@ -46,9 +46,14 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", max_examples=100, deadline=None, print_blob=True, **_database)
+# derandomize=False stated outright: Hypothesis derandomizes by default when it sees a CI
+# environment variable, and `dev` and `fuzz` exist to explore.
+settings.register_profile(
+    "dev", derandomize=False, max_examples=100, deadline=None, print_blob=True, **_database
+)
 settings.register_profile(
     "fuzz",
+    derandomize=False,
     max_examples=20_000,
     deadline=None,
     print_blob=True,
