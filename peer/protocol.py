@@ -174,6 +174,7 @@ class Connection:
         self._remote_name = ""
         self.established: Established | None = None
         self.rtt_ms: int | None = None
+        self._srtt_x8 = 0
         self.bytes_sent = 0
         self.bytes_received = 0
         if role is Role.JOINER:
@@ -370,7 +371,14 @@ class Connection:
         rtt = (self._now_ms - pong.token) & _U32
         if rtt > 60_000:
             return  # a token we never sent, or absurdly old: no information
-        self.rtt_ms = rtt
+        if self.phase is Phase.PLAYING and self.rtt_ms is not None:
+            # Smoothed like TCP's SRTT (RFC 6298, gain 1/8), kept times 8 as Linux does so integer
+            # rounding does not stop it short: one late pong must not make the overlay jump or
+            # stand as the match's RTT in the JSON result.
+            self._srtt_x8 += rtt - self._srtt_x8 // 8
+            self.rtt_ms = self._srtt_x8 // 8
+        else:
+            self._set_rtt(rtt)
         if self.phase is Phase.HANDSHAKE and self._step is _Step.PROBING:
             self._rtt_samples.append(rtt)
             self._continue_probing()
@@ -425,7 +433,7 @@ class Connection:
             self._ping(self._now_ms)
             return
         rtt = max(self._rtt_samples)  # the slow end of the spread: jitter must not stall us
-        self.rtt_ms = rtt
+        self._set_rtt(rtt)
         delay = auto_delay(rtt) if host.delay_frames is None else host.delay_frames
         if not 0 <= delay <= MAX_DELAY_FRAMES:
             raise LocalProtocolError(f"input delay must be 0..{MAX_DELAY_FRAMES}")
@@ -478,13 +486,17 @@ class Connection:
             self._establish(
                 rules, message.seed, message.delay_frames, message.joiner_slot, joiner.name, message.rtt_ms
             )
-            self.rtt_ms = message.rtt_ms
+            self._set_rtt(message.rtt_ms)
         else:
             raise self._unexpected(message)
 
     def _goodbye_handshake(self, reason: str, detail: str) -> None:
         self._send(Goodbye(reason, 0, bytes(8), detail))
         self._end(Ended(reason, detail, by_remote=False))
+
+    def _set_rtt(self, rtt: int) -> None:
+        self.rtt_ms = rtt
+        self._srtt_x8 = 8 * rtt
 
     def _establish(self, rules: Rules, seed: int, delay: int, slot: int, name: str, rtt: int) -> None:
         self.phase = Phase.PLAYING

@@ -252,6 +252,23 @@ def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
     assert 0 < len(replies) <= len(encode(Ping(7)))  # one pong, not ten thousand
 
 
+def test_the_rtt_during_play_is_smoothed_so_one_late_pong_does_not_stand_as_the_rtt():
+    from peer.messages import Pong
+
+    h, j = host(), joiner()
+    handshake(h, j)
+    now = 1000
+    for _ in range(40):
+        now += 1000
+        h.receive_data(encode(Pong(now - 40)), now)
+        assert events_of(h) == []
+    assert h.rtt_ms == 40
+    now += 1000
+    h.receive_data(encode(Pong(now - 840)), now)
+    assert events_of(h) == []
+    assert h.rtt_ms == 140  # one eighth of the jump, as TCP's SRTT
+
+
 @pytest.mark.parametrize("reason", ["finished", "desync", "quit"])
 def test_a_refusal_with_a_reason_no_host_refuses_with_is_a_protocol_error(reason):
     j = joiner()
