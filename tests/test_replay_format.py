@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import tempfile
@@ -158,6 +159,38 @@ def test_each_full_chunk_is_on_disk_while_the_game_runs(tmp_path):
     assert closed.frames == 130 and closed.truncated and closed.footer is None
     assert verify_replay(closed).ok
     writer.close()  # idempotent
+
+
+def test_finish_syncs_the_file_once_and_chunks_do_not(tmp_path, monkeypatch):
+    import replay.writer
+
+    synced = []
+    monkeypatch.setattr(replay.writer.os, "fsync", synced.append)
+    game = Game(Rules(), 1)
+    writer = ReplayWriter(str(tmp_path / "r.replay"), Rules(), 1, 0, ("a", "b"), 0, chunk_frames=10)
+    for _ in range(35):
+        writer.add_frame(0, game.advance(0))
+    assert synced == []
+    fd = writer._file.fileno()
+    writer.finish("finished")
+    assert synced == [fd]
+
+
+@pytest.mark.parametrize("err, raises", [(errno.EINVAL, False), (errno.EIO, True)])
+def test_a_failed_sync_is_a_write_error_unless_the_file_cannot_be_synced(tmp_path, monkeypatch, err, raises):
+    import replay.writer
+
+    def fsync(fd):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(replay.writer.os, "fsync", fsync)
+    writer = ReplayWriter(str(tmp_path / "r.replay"), Rules(), 1, 0, ("a", "b"), 0)
+    if raises:
+        with pytest.raises(ReplayWriteError, match="Input/output error"):
+            writer.finish("finished")
+    else:
+        writer.finish("finished")
+        assert read_replay(tmp_path / "r.replay").footer is not None
 
 
 def test_leaving_the_with_block_on_an_exception_closes_without_footer(tmp_path):
