@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 from tools import args as types
 from tools import bench, procmatch
-from tools.cli import main
+from tools.cli import build_parser, main
 from tools.exitcodes import CommandError
 
 
@@ -147,6 +147,8 @@ def test_a_joiner_that_dies_before_its_handshake_does_not_leave_the_match_waitin
         ["synctest", "--frames", str(2**40)],
         ["synctest", "--seed", "-1"],
         ["synctest", "--check-distance", "0"],
+        ["host", "--timeout", "1"],  # below two heartbeats: a healthy waiting peer would be dropped
+        ["join", "127.0.0.1:7777", "--timeout", "forever"],
         ["no-such-command"],
         [],
     ],
@@ -156,6 +158,12 @@ def test_bad_usage_is_one_clear_line_and_exit_2(args):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "error:" in result.stderr
+
+
+def test_the_silence_timeout_defaults_to_five_seconds():
+    parser = build_parser()
+    assert parser.parse_args(["host"]).timeout == 5
+    assert parser.parse_args(["join", "h:1", "--timeout", "30"]).timeout == 30
 
 
 def test_help_lists_commands_and_does_not_import_pygame():

@@ -106,8 +106,8 @@ def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_re
 
 
 def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(pong, tmp_path):
-    """SIGSTOP sends no FIN: only the silence timeout (5 s) can notice, and it must."""
-    h = host(pong, "--points", "99")
+    """SIGSTOP sends no FIN: only the silence timeout (here --timeout 2) can notice, and it must."""
+    h = host(pong, "--points", "99", "--timeout", "2")
     j = join(pong, h.port())
     wait_frames(tmp_path / "host.replay", 60, h)
     j.process.send_signal(signal.SIGSTOP)
@@ -117,7 +117,7 @@ def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(pong, tmp_path
         j.process.send_signal(signal.SIGKILL)
         j.finish()
     assert code == 3 and result["result"] == "peer_timeout"
-    assert "nothing heard from the peer for 5000 ms" in result["detail"]
+    assert "nothing heard from the peer for 2000 ms" in result["detail"]
     verified(tmp_path / "host.replay")
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lockstep.bots import BOT_NAMES
 from lockstep.engine import MAX_DELAY_FRAMES
 from lockstep.rules import Rules
-from peer.protocol import Role
+from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Role, Timeouts
 from peer.session import Session, SessionOptions, SessionResult
 from tools import args as types
 from tools import exitcodes
@@ -40,6 +40,11 @@ def delay(text: str) -> int | None:
     return value
 
 
+def silence_seconds(text: str) -> int:
+    # At least two heartbeat intervals, so a healthy peer that is itself waiting is never dropped.
+    return types.int_in(text, 2 * DEFAULT_PING_INTERVAL_MS // 1000, 3600, "timeout")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="shared secret both players give (or set PONG_KEY); never sent")
     parser.add_argument(
@@ -50,6 +55,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="no 60 Hz pacing: run as fast as inputs arrive")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--name", default="", help="your name as the other player sees it")
+    parser.add_argument(
+        "--timeout",
+        type=silence_seconds,
+        default=DEFAULT_SILENCE_TIMEOUT_MS // 1000,
+        metavar="SECONDS",
+        help=f"give up on a silent peer after this long (default {DEFAULT_SILENCE_TIMEOUT_MS // 1000})",
+    )
     parser.add_argument(
         "--debug-desync-at",
         type=types.frames,
@@ -111,6 +123,7 @@ def run_host(args: argparse.Namespace) -> int:
         fast=args.fast,
         name=args.name,
         debug_desync_at=args.debug_desync_at,
+        timeouts=Timeouts(silence_ms=args.timeout * 1000),
     )
     return _play(options, args)
 
@@ -126,6 +139,7 @@ def run_join(args: argparse.Namespace) -> int:
         fast=args.fast,
         name=args.name,
         debug_desync_at=args.debug_desync_at,
+        timeouts=Timeouts(silence_ms=args.timeout * 1000),
     )
     return _play(options, args)
 
