@@ -189,7 +189,7 @@ class MatchPeer:
         elif ended.reason == "finished" and ended.by_remote and ended.frame is not None:
             # Its inputs up to its last frame came before its goodbye (TCP keeps order), so an
             # honest peer's final frame is always within reach; a frame beyond it is a lie. Once our
-            # own match is over we stop taking its inputs: then only the two ends are compared.
+            # own match is over we simulate no further: then the two ends are compared.
             if not engine.finished and ended.frame > engine.remote_input_end():
                 detail = (
                     f"the peer says its match ended at frame {ended.frame}, but sent inputs only up "
@@ -245,7 +245,7 @@ class MatchPeer:
         """Our match ended; the peer's confirmation is missing. Every check so far still counts."""
         engine = self.engine
         assert engine is not None
-        # A chain check may have failed after our last frame (the peer's late inputs carry them).
+        # A chain check may have failed after our last frame: the peer's late inputs carry them.
         if engine.desync is not None:
             self._conclude(
                 "desync", f"the games diverged at frame {engine.desync.frame}", False, engine.desync

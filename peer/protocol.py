@@ -330,9 +330,11 @@ class Connection:
             if self.phase is Phase.HANDSHAKE and self._step is not _Step.PROBING:
                 raise self._unexpected(message)
             self._on_pong(message)
-        elif self.phase is Phase.CLOSING:
-            return  # game data still in flight after our goodbye: no longer of interest
-        elif self.phase is Phase.PLAYING:
+        elif self.phase is Phase.CLOSING and self._goodbye_sent != "finished":
+            return  # game data still in flight after our quit or desync: no longer of interest
+        elif self.phase in (Phase.PLAYING, Phase.CLOSING):
+            # Playing, or closing after our `finished`: the peer's last inputs carry the chain bits
+            # of the frames just before our end, and a divergence there must be named at its frame.
             if isinstance(message, Input):
                 self._events.append(RemoteInput(message.player_input, message.chain_bits))
             elif isinstance(message, ChainCheck):

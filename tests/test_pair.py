@@ -41,6 +41,33 @@ def test_a_divergence_at_frame_f_ends_both_peers_with_desync_naming_a_frame_in_f
         assert f <= peer.outcome.desync.frame <= f + 2
 
 
+@settings(max_examples=25)
+@given(
+    before_end=st.integers(0, 12),
+    delay=st.integers(1, 10),
+    one_way=st.integers(0, 150),
+    perturbed=st.sampled_from(["host", "joiner"]),
+)
+def test_a_divergence_just_before_the_frame_limit_is_named_at_its_frame_not_at_the_end(
+    before_end, delay, one_way, perturbed
+):
+    """Each side finishes before the other's chain bits for its last frames arrive: those inputs,
+    still in flight behind the goodbye, must be checked rather than dropped (it used to name N)."""
+    end = 300
+    f = end - before_end
+    host, joiner = make_pair(
+        Rules(points_to_win=99, frame_limit=end),
+        7,
+        delay_frames=delay,
+        host_desync_at=f if perturbed == "host" else None,
+        joiner_desync_at=f if perturbed == "joiner" else None,
+    )
+    run_pair(host, joiner, *bots(), one_way_ms=one_way, max_ticks=30_000)  # stalls: D < RTT
+    for peer in (host, joiner):
+        assert peer.outcome is not None and peer.outcome.result == "desync"
+        assert f <= peer.outcome.desync.frame <= min(f + 2, end)
+
+
 def test_the_desync_is_caught_by_the_healthy_side_on_its_own():
     """Without the perturbed side's goodbye, the healthy engine still sees the chain bits differ."""
     from lockstep.engine import CHAIN_BITS
