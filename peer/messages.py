@@ -145,7 +145,7 @@ def printable(text: str) -> str:
 
 # -- encoding -------------------------------------------------------------------------------------
 def _text(value: str, limit: int) -> bytes:
-    data = value.encode("utf-8")[:limit]
+    data = value.encode("utf-8", "replace")[:limit]  # a name typed in another encoding: '?', not a crash
     # Never cut a character in half: drop a dangling partial sequence.
     return data.decode("utf-8", "ignore").encode("utf-8")
 

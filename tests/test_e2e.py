@@ -81,6 +81,44 @@ def test_a_full_match_between_two_processes_ends_with_equal_chains(pong, tmp_pat
         assert replay.footer.end_reason == "finished"
 
 
+def test_names_and_keys_that_are_not_utf8_still_play_a_match(pong, tmp_path):
+    """Bytes typed in a Latin-1 terminal reach Python as surrogates: they must neither crash the
+    handshake nor stop the same key from matching on the other side."""
+    name, key = os.fsdecode(b"Zo\xeb"), os.fsdecode(b"cl\xe9")
+    h = host(pong, "--fast", "--points", "1", "--name", name, "--key", key)
+    j = join(pong, h.port(), "--fast", "--name", name, "--key", key)
+    (hc, hr), (jc, jr) = h.finish(), j.finish()
+    assert hc == jc == 0 and hr["result"] == jr["result"] == "finished", (h.stderr, j.stderr)
+    replay, _ = verified(tmp_path / "host.replay")
+    assert replay.names == ("Zo?", "Zo?")
+
+
+def test_a_reader_that_goes_away_costs_neither_the_match_nor_the_replay(pong, tmp_path):
+    """`pong host ... | head -1`: after the first line nobody reads stdout; the match goes on."""
+    cmd = [sys.executable, "-m", "tools", "host", "--port", "0", *BOT, "--fast", "--points", "1"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    h = subprocess.Popen(
+        [*cmd, "--json", "--record", "host.replay"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(h.stdout.readline().rsplit(":", 1)[1])
+        h.stdout.close()
+        jc, jr = join(pong, port, "--fast").finish()
+        assert h.wait(timeout=60) == 0 and jc == 0 and jr["result"] == "finished"
+        assert "Traceback" not in h.stderr.read()
+    finally:
+        h.kill()
+        h.wait()
+        h.stderr.close()
+    replay, _ = verified(tmp_path / "host.replay")
+    assert replay.footer.end_reason == "finished"
+
+
 def test_selfplay_runs_a_verified_match(pong, tmp_path):
     sp = pong("selfplay", "--points", "1", "--seed", "3", "--out", str(tmp_path / "out"), "--json")
     code, result = sp.finish(timeout=120)

@@ -121,6 +121,16 @@ def test_unreadable_files_exit_2_without_traceback(tmp_path, action):
         assert result.stderr.startswith("pong: error: ") and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_file_name_that_is_not_utf8_is_printed_escaped_not_a_traceback(match, tmp_path):
+    odd = tmp_path / os.fsdecode(b"m\xe4tch.replay")
+    odd.write_bytes(match[0].read_bytes())
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")  # what a UTF-8 locale gives
+    info = run_pong("replay", "info", str(odd), env=env)
+    assert info.returncode == 0 and "Traceback" not in info.stderr, info.stderr
+    assert "m\\udce4tch.replay" in info.stdout  # the byte, escaped, in the lines for a person
+    assert run_pong("replay", "verify", str(odd), env=env).returncode == 0
+
+
 def test_replay_without_an_action_is_bad_usage():
     result = run_pong("replay")
     assert result.returncode == 2 and "error:" in result.stderr

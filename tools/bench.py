@@ -22,7 +22,7 @@ from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             value = figure.measure()
         except (CommandError, OSError) as exc:
             if lines:  # what was measured before stays on the screen
-                print("\n".join(lines), flush=True)
+                say("\n".join(lines))
             code = exc.code if isinstance(exc, CommandError) else exitcodes.CHECK_FAILED
             what = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
             raise CommandError(f"bench {figure.key} could not be measured: {what}", code) from None

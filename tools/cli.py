@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import fail
+from tools.output import fail, prepare_streams, say
 
 # (command, module under tools/, one-line help); order is the order of `pong --help`.
 COMMANDS = (
@@ -39,9 +39,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr, flush=True)
+        say(f"{self.prog}: error: {message}", sys.stderr)
         if _Parser.json_errors:
-            print(json.dumps({"ok": False, "error": message, "exit_code": exitcodes.USAGE}), flush=True)
+            say(json.dumps({"ok": False, "error": message, "exit_code": exitcodes.USAGE}))
         raise SystemExit(exitcodes.USAGE)
 
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prepare_streams()
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
@@ -80,5 +81,5 @@ def _failed(args: argparse.Namespace, message: str, code: int) -> int:
     """One line for a person; with --json also one JSON object, so scripts always get one."""
     fail(message)
     if getattr(args, "json", False):
-        print(json.dumps({"ok": False, "error": message, "exit_code": code}), flush=True)
+        say(json.dumps({"ok": False, "error": message, "exit_code": code}))
     return code

@@ -54,7 +54,7 @@ from replay.format import MAGIC, ReplayError
 from replay.reader import read_replay
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 
 MAX_REPORT_BYTES = 4 << 20
 INPUTS_BEFORE = 5
@@ -351,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
         png_path = draw_png(png, sides, checks, verdict, labels)
         lines.append(f"picture: {png_path}")
     for line in lines:
-        print(line, flush=True)
+        say(line)
     if not verdict.diverged:
         summary = "no divergence"
     elif verdict.kind == "header":

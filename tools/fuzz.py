@@ -16,7 +16,7 @@ from typing import Any
 from tools import args as types
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 
 DEFAULT_SECONDS = 60.0
 
@@ -78,7 +78,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
     names = [p.name for p in fuzz_properties.PROPERTIES]
     if "list" in args.only:
         for prop in fuzz_properties.PROPERTIES:
-            print(f"{prop.name:<20} {prop.summary}")
+            say(f"{prop.name:<20} {prop.summary}")
         return exitcodes.OK
     unknown = [n for n in args.only if n not in names]
     if unknown:
@@ -87,10 +87,9 @@ def _run_campaign(args: argparse.Namespace) -> int:
     seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
     database = fuzz_campaign.default_database_dir()
     seeded = "" if args.seed is None else f", examples drawn from seed {args.seed}"
-    print(
+    say(
         f"fuzzing {len(properties)} properties for {seconds:g} s; example database {database}{seeded}",
-        file=sys.stderr,
-        flush=True,
+        sys.stderr,
     )
     result = fuzz_campaign.run_campaign(
         properties,
@@ -101,13 +100,13 @@ def _run_campaign(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     for failure in result.failures:
-        print(f"FAILED: property {failure.property}: {failure.error}")
-        print(f"  at {failure.where}")
-        print("  minimal failing example:")
+        say(f"FAILED: property {failure.property}: {failure.error}")
+        say(f"  at {failure.where}")
+        say("  minimal failing example:")
         for line in failure.example.splitlines():
-            print(f"    {line}")
+            say(f"    {line}")
         if failure.regression_file:
-            print(f"  regression test written to {failure.regression_file}")
+            say(f"  regression test written to {failure.regression_file}")
     if result.failures:
         summary = (
             f"fuzz FAILED: {len(result.failures)} of {len(properties)} properties failed "
@@ -149,26 +148,26 @@ def _run_interpreters(as_json: bool) -> int:
     interpreters = check.interpreters
     if not interpreters:
         raise CommandError("no CPython >= 3.10 found to run the scripts (not even this one?)")
-    print(f"CPython >= 3.10 interpreters found: {len(interpreters)}")
+    say(f"CPython >= 3.10 interpreters found: {len(interpreters)}")
     for interpreter in interpreters:
         also = [c for c in interpreter.found_as if c != interpreter.executable]
         found = f"  (as {', '.join(also)})" if also else ""
-        print(f"  {interpreter.version:<9} {interpreter.executable}{found}")
+        say(f"  {interpreter.version:<9} {interpreter.executable}{found}")
         if interpreter.error:
-            print(f"            could not run the scripts: {interpreter.error}")
+            say(f"            could not run the scripts: {interpreter.error}")
     for skipped in check.skipped:
-        print(f"  skipped   {skipped.candidate}: {skipped.reason}")
+        say(f"  skipped   {skipped.candidate}: {skipped.reason}")
     usable = check.usable
     width = max(len(s.name) for s in check.scripts)
-    print((f"{'script':<{width}}  frames  " + "  ".join(f"{i.version:<16}" for i in usable)).rstrip())
+    say((f"{'script':<{width}}  frames  " + "  ".join(f"{i.version:<16}" for i in usable)).rstrip())
     bad = {d.script for d in check.disagreements}
     for script in check.scripts:
         chains = [i.chains.get(script.name, "?") for i in usable]
         mark = "  <- DIFFERENT" if script.name in bad else ""
-        print(f"{script.name:<{width}}  {script.frames:>6}  " + "  ".join(f"{c:<16}" for c in chains) + mark)
+        say(f"{script.name:<{width}}  {script.frames:>6}  " + "  ".join(f"{c:<16}" for c in chains) + mark)
     for d in check.disagreements:
         where = f"first at the checkpoint of frame {d.first_frame}" if d.first_frame else "only at the end"
-        print(f"  {d.script}: chains differ, {where}")
+        say(f"  {d.script}: chains differ, {where}")
     if check.disagreements or any(i.error for i in interpreters):
         summary = (
             f"interpreters FAILED: {len(check.disagreements)} of {len(check.scripts)} scripts gave different "

@@ -40,6 +40,7 @@ from peer.transport import Listener, Poller, Stream, TransportError, resolve, st
 from tools import args as types
 from tools import exitcodes
 from tools.exitcodes import CommandError
+from tools.output import say
 
 SPLIT_MAX_BYTES = 32
 BACKLOG_LIMIT_BYTES = 1 << 20  # per direction; beyond it the proxy stops reading from the sender
@@ -398,10 +399,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), exitcodes.NETWORK) from None
     except ValueError as exc:
         raise CommandError(str(exc), exitcodes.USAGE) from None
-    print(
+    say(
         f"netsim listening on {sim.bind_host}:{sim.port}, forwarding to {host}:{port} "
-        f"with {impairment.describe()} (seed {impairment.seed})",
-        flush=True,
+        f"with {impairment.describe()} (seed {impairment.seed})"
     )
     # Signals can only be handled in the main thread (an in-process caller elsewhere stops us itself).
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -416,13 +416,12 @@ def run(args: argparse.Namespace) -> int:
         sim.close()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-    print(
+    say(
         f"netsim stopped: {sim.connections_total} connection{'' if sim.connections_total == 1 else 's'}, "
-        f"{sim.bytes_up} bytes up, {sim.bytes_down} bytes down",
-        flush=True,
+        f"{sim.bytes_up} bytes up, {sim.bytes_down} bytes down"
     )
     return exitcodes.OK
 
 
 def _log_to_stderr(line: str) -> None:
-    print(f"netsim: {line}", file=sys.stderr, flush=True)
+    say(f"netsim: {line}", sys.stderr)

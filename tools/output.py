@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
+
+
+def prepare_streams() -> None:
+    """Text that is not valid UTF-8 (a file name, a --name from a Latin-1 terminal) is printed
+    escaped: a line we cannot encode must not cost a traceback or a match."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def say(line: str, file: TextIO | None = None) -> None:
+    """Print one line. A reader that went away (`pong host ... | head -1`) must not end a match
+    half-way and lose its replay: the stream is pointed at /dev/null and the work goes on."""
+    stream = file if file is not None else sys.stdout
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())  # later lines and the flush at exit go nowhere, quietly
+            os.close(devnull)
 
 
 def report(summary: str, fields: dict[str, Any], as_json: bool, failed: bool = False) -> None:
     """Print the human summary (on stderr when `failed`), then with --json one JSON object, last on stdout."""
-    print(summary, file=sys.stderr if failed else sys.stdout, flush=True)
+    say(summary, sys.stderr if failed else sys.stdout)
     if as_json:
-        print(json.dumps(fields, sort_keys=True), flush=True)
+        say(json.dumps(fields, sort_keys=True))
 
 
 def fail(message: str) -> None:
     """A one-line error for a person, on stderr."""
-    print(f"pong: error: {message}", file=sys.stderr, flush=True)
+    say(f"pong: error: {message}", sys.stderr)

@@ -17,7 +17,7 @@ from tools import args as types
 from tools import exitcodes
 from tools.args import DEFAULT_PORT, address, port
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 
 if TYPE_CHECKING:
     from peer.headless import HeadlessFrontend
@@ -106,7 +106,7 @@ def _key(args: argparse.Namespace) -> bytes | None:
     if not text:
         where = "--key" if args.key is not None else "PONG_KEY"
         raise CommandError(f"{where} must not be empty (leave it out to play without a key)")
-    return text.encode("utf-8")
+    return os.fsencode(text)  # the bytes typed, even when they are not UTF-8
 
 
 def run_host(args: argparse.Namespace) -> int:
@@ -190,7 +190,7 @@ def exit_code(result: SessionResult) -> int:
 
 
 def _log(line: str) -> None:
-    print(line, flush=True)
+    say(line)
 
 
 def summary(result: SessionResult) -> str:

@@ -18,7 +18,7 @@ from replay.format import ReplayError
 from replay.reader import Replay, read_replay
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def _read(path: str) -> Replay:
     except ReplayError as exc:
         raise CommandError(str(exc), exitcodes.USAGE) from None
     for warning in replay.warnings:
-        print(f"pong: warning: {warning}", file=sys.stderr, flush=True)
+        say(f"pong: warning: {warning}", sys.stderr)
     return replay
 
 
