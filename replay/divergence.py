@@ -238,6 +238,13 @@ class Check:
     def consistent(self) -> bool:
         return self.first_bad is None
 
+    @property
+    def departure_frames(self) -> tuple[int, int]:
+        """The frames the departure lies in when no model pins it; (0, 0) when even the recorded
+        start of the chain (rules id and seed) is not what the header gives."""
+        assert self.first_bad is not None
+        return min(self.last_good + 1, self.first_bad), self.first_bad
+
 
 def _compare_recorded(side: Side, chains: bytes) -> tuple[int, int | None, int]:
     """(last agreeing recorded frame, first disagreeing one or None, how many compared)."""
@@ -514,7 +521,7 @@ def check_alone(side: Side, check: Check) -> Verdict:
     bad = check.first_bad
     assert bad is not None
     replay = side.replay
-    if replay is not None:
+    if replay is not None and replay.checkpoints:  # a replay of no frames has only its footer
         frames = [f for f, _ in replay.checkpoints]
         chunk = next((k for k, f in enumerate(frames) if f >= bad), len(frames) - 1)
         start = frames[chunk - 1] + 1 if chunk > 0 else 1
@@ -534,8 +541,8 @@ def check_alone(side: Side, check: Check) -> Verdict:
         )
         verdict.lines.append(f"it departed exactly at frame {model.frame}: {model_how(model)}")
     else:
-        verdict.first_frame, verdict.frame_range = bad, (check.last_good + 1, bad)
-        verdict.lines.append(f"the departure lies in frames {check.last_good + 1}..{bad}")
+        verdict.first_frame, verdict.frame_range = bad, check.departure_frames
+        verdict.lines.append("the departure lies in frames {}..{}".format(*check.departure_frames))
     frame = verdict.first_frame
     assert frame is not None
     verdict.diff_frame = frame

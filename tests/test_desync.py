@@ -234,6 +234,18 @@ def test_one_replay_from_another_build_is_narrowed_to_its_first_bad_chunk(tmp_pa
     assert "chunk 1 (frames 61..120)" in out and "different build" in out
 
 
+def test_a_replay_of_no_frames_whose_start_chain_is_wrong_diverges_at_frame_0(tmp_path, capsys):
+    """A footer and no chunk (found by fuzzing well-formed replays): it used to be an IndexError."""
+    from replay.writer import encode_footer, encode_header
+
+    path = tmp_path / "empty.replay"
+    path.write_bytes(encode_header(RULES, 1, 2, ("a", "b"), 0) + encode_footer(0, b"\x01" * 8, "finished"))
+    code, result, out = run(capsys, path)
+    assert code == 1
+    assert result["first_frame"] == 0 and result["frame_range"] == [0, 0]
+    assert "frames 0..0" in out and "frames 1..0" not in out
+
+
 def test_one_perturbed_replay_names_the_frame_and_field(tmp_path, capsys):
     path = record(tmp_path / "perturbed.replay", perturb=(75, "ball_vx", 1))
     code, result, out = run(capsys, path)

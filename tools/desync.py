@@ -225,9 +225,13 @@ def _side_line(side: Side, check: Check) -> str:
             f"{side.label}: {side.path} ({what}): {span}; re-simulating its inputs reproduces all "
             f"{check.compared} recorded chains"
         )
+    assert check.first_bad is not None
+    agreeing = (
+        f" (last agreeing recorded frame: {check.last_good})" if check.last_good < check.first_bad else ""
+    )
     line = (
         f"{side.label}: {side.path} ({what}): {span}; its recorded chain of frame {check.first_bad} is not "
-        f"what its own inputs give (last agreeing recorded frame: {check.last_good})"
+        f"what its own inputs give{agreeing}"
     )
     return line + _model_phrase(check)
 
@@ -236,7 +240,7 @@ def _model_phrase(check: Check) -> str:
     model = check.model
     if model is None:
         return "; no one-unit change of one field explains it, so the departure lies in frames " + (
-            f"{check.last_good + 1}..{check.first_bad}"
+            "{}..{}".format(*check.departure_frames)
         )
     tail = "" if check.model_first_bad is None else f" up to frame {check.valid_until}"
     return f"; it departed exactly at frame {model.frame}: {model_how(model)}{tail}"
