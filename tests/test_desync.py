@@ -246,6 +246,14 @@ def test_a_replay_of_no_frames_whose_start_chain_is_wrong_diverges_at_frame_0(tm
     assert "frames 0..0" in out and "frames 1..0" not in out
 
 
+def test_a_replay_longer_than_the_analysis_takes_is_refused_in_one_line(healthy, capsys, monkeypatch):
+    """Memory grows with the frames analysed: a crafted file claiming a billion must not take it all."""
+    monkeypatch.setattr(desync_tool, "MAX_ANALYSED_FRAMES", 100)
+    code, result, _ = run(capsys, healthy, healthy)
+    assert code == 2 and "more than pong desync analyses (100" in result["error"]
+    assert "pong replay verify" in result["error"]
+
+
 def test_one_perturbed_replay_names_the_frame_and_field(tmp_path, capsys):
     path = record(tmp_path / "perturbed.replay", perturb=(75, "ball_vx", 1))
     code, result, out = run(capsys, path)

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lockstep.inputs import unpack
-from lockstep.rules import SIM_VERSION
+from lockstep.rules import SIM_VERSION, TICKS_PER_SECOND
 from peer.report import ParsedReport, ReportError, parse_report
 from replay.divergence import (
     Base,
@@ -51,7 +51,7 @@ from replay.divergence import (
     side_from_replay,
 )
 from replay.format import MAGIC, ReplayError
-from replay.reader import read_replay
+from replay.reader import Replay, read_replay
 from tools import exitcodes
 from tools.exitcodes import CommandError
 from tools.output import report, say
@@ -59,6 +59,10 @@ from tools.output import report, say
 MAX_REPORT_BYTES = 4 << 20
 INPUTS_BEFORE = 5
 INPUTS_AFTER = 2
+
+# The analysis keeps a chain per frame and side, several times over: six hours of play (far beyond
+# any match) stays under ~50 MB, where a crafted file claiming a billion frames would need tens of GB.
+MAX_ANALYSED_FRAMES = 6 * 60 * 60 * TICKS_PER_SECOND
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +105,7 @@ def load_side(label: str, path: str) -> Side:
         named = os.path.join(os.path.dirname(os.path.abspath(path)), parsed.replay_name)
         if parsed.replay_name and os.path.isfile(named):
             try:
-                side = side_from_replay(label, named, read_replay(named))
+                side = side_from_replay(label, named, _read_replay(named))
             except ReplayError as exc:
                 side = _side_from_report(label, parsed)
                 side.notes.append(f"the replay it names could not be used: {exc}")
@@ -115,12 +119,22 @@ def load_side(label: str, path: str) -> Side:
             return alone
         return _side_from_report(label, parsed)
     try:
-        replay = read_replay(path)
+        replay = _read_replay(path)
     except ReplayError as exc:
         raise _unreadable(str(exc)) from None
     side = side_from_replay(label, path, replay)
     _find_report(side)
     return side
+
+
+def _read_replay(path: str) -> Replay:
+    replay = read_replay(path)
+    if replay.frames > MAX_ANALYSED_FRAMES:
+        raise ReplayError(
+            f"{path}: {replay.frames} frames are more than pong desync analyses ({MAX_ANALYSED_FRAMES}, "
+            "six hours of play); pong replay verify checks a replay of any length"
+        )
+    return replay
 
 
 def _side_from_report(label: str, parsed: ParsedReport) -> Side:
