@@ -33,11 +33,11 @@ def run_synctest(rules: Rules, seed: int, frame_inputs: list[int], check_distanc
         saved.append(game.save())
         expected = reference.advance(frame_input)
         game.advance(frame_input)
-        if len(saved) == check_distance:
-            back = saved[0]
-            game.restore(back)
-            for g in range(back.state.frame, f + 1):
-                game.advance(frame_inputs[g])
+        # K frames back, or to the start while fewer than K frames exist: every frame is checked.
+        back = saved[0]
+        game.restore(back)
+        for g in range(back.state.frame, f + 1):
+            game.advance(frame_inputs[g])
         if first_bad is None and (game.chain != expected or game.state != reference.state):
             first_bad = f + 1
     return SynctestResult(first_bad is None, len(frame_inputs), game.chain, first_bad)

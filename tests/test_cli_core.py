@@ -38,7 +38,9 @@ def test_synctest_is_reproducible_and_seed_dependent(capsys):
     assert chains[0] == chains[1] != chains[2]
 
 
-def test_synctest_exits_1_naming_the_frame_when_restore_is_broken(capsys, monkeypatch):
+@pytest.mark.parametrize("distance", ["3", "200"])  # 200 > frames: it used to check nothing and say ok
+def test_synctest_exits_1_naming_the_frame_when_restore_is_broken(capsys, monkeypatch, distance):
+    """Rolling back starts at frame 1 (to the start while fewer than K frames exist)."""
     from lockstep.game import Game
 
     original = Game.restore
@@ -48,10 +50,10 @@ def test_synctest_exits_1_naming_the_frame_when_restore_is_broken(capsys, monkey
         self.state.paddle_l += 1
 
     monkeypatch.setattr(Game, "restore", broken)
-    assert main(["synctest", "--frames", "100", "--check-distance", "3", "--json"]) == 1
+    assert main(["synctest", "--frames", "100", "--check-distance", distance, "--json"]) == 1
     captured = capsys.readouterr().out
-    assert "frame 3" in captured
-    assert last_json(captured)["first_bad_frame"] == 3
+    assert "first at frame 1" in captured
+    assert last_json(captured)["first_bad_frame"] == 1
 
 
 def test_bench_measures_a_real_figure(capsys):
@@ -147,6 +149,8 @@ def test_a_joiner_that_dies_before_its_handshake_does_not_leave_the_match_waitin
         ["synctest", "--frames", str(2**40)],
         ["synctest", "--seed", "-1"],
         ["synctest", "--check-distance", "0"],
+        ["synctest", "--check-distance", "601"],
+        ["synctest", "--frames", "10000000", "--check-distance", "600"],  # hours of work: refused
         ["host", "--timeout", "1"],  # below two heartbeats: a healthy waiting peer would be dropped
         ["join", "127.0.0.1:7777", "--timeout", "forever"],
         ["no-such-command"],
