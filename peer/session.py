@@ -480,8 +480,9 @@ class Session:
         if peer.engine is None:
             timeout = 10  # the handshake: nothing to do until the host answers
         elif fast:
-            # Spin while frames can run; otherwise sleep until the peer's bytes arrive.
-            timeout = 5 if peer.waiting_for_peer else 0
+            # Spin while frames can run; otherwise (stalled, or done and waiting for the peer's
+            # goodbye) sleep until the peer's bytes arrive.
+            timeout = 5 if peer.waiting_for_peer or peer.engine.finished else 0
         else:
             timeout = max(0, min(int(next_tick - now), 20))
         if timeout:
