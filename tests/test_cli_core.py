@@ -133,6 +133,19 @@ def test_a_match_interrupted_while_waiting_leaves_no_process_behind(monkeypatch,
     assert [p.poll() is None for p in spawned] == [False, False]  # host and joiner both ended
 
 
+def test_a_chatty_child_is_read_while_it_runs_and_never_blocks_on_a_full_pipe():
+    """A host logging a port scan's refusals writes more than a pipe holds while nobody waits on
+    it yet: its output must be drained all along, not only once it ended."""
+    chatty = "import sys; sys.stderr.write('x' * 300_000); print('done')"
+    child = procmatch._Child([sys.executable, "-c", chatty])
+    try:
+        assert child.process.wait(timeout=30) == 0
+        run = child.finish(deadline=None)
+    finally:
+        child.stop()
+    assert run.lines == ["done"] and len(run.stderr) == 300_000
+
+
 def test_a_joiner_that_dies_before_its_handshake_does_not_leave_the_match_waiting_forever(tmp_path):
     bot = ["--headless", "--bot", "tracker", "--record", str(tmp_path / "h.replay")]
     run = procmatch.run_match(bot, ["--no-such-flag"], timeout_s=None, grace_s=0.5)

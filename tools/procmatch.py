@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from tools import exitcodes
 from tools.exitcodes import CommandError
@@ -45,62 +46,96 @@ class MatchRun:
     seconds: float
 
 
-def _spawn(argv: list[str]) -> subprocess.Popen[str]:
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    return subprocess.Popen(
-        [sys.executable, "-m", "tools", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+class _Child:
+    """A `pong` process whose stdout and stderr are read as they come (by two threads), so a chatty
+    child (a host logging every refused connection of a port scan) never blocks on a full pipe."""
+
+    def __init__(self, command: list[str]) -> None:
+        env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self.line_queue: queue.Queue[str | None] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.lines, True), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.errors, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, pipe: IO[str] | None, sink: list[str], announce: bool) -> None:
+        assert pipe is not None
+        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us: nothing more to read
+            for line in pipe:
+                sink.append(line.rstrip("\n"))
+                if announce:
+                    self.line_queue.put(sink[-1])
+        if announce:
+            self.line_queue.put(None)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def finish(self, deadline: float | None) -> PeerRun:
+        timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+        note = ""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            note = "killed: the match did not end in time. "
+        for reader in self._readers:
+            reader.join(timeout=5)
+        result = None
+        if self.lines and self.lines[-1].startswith("{"):
+            with contextlib.suppress(ValueError):
+                result = json.loads(self.lines[-1])
+        stderr = note + "\n".join(self.errors)
+        return PeerRun(self.process.returncode, result, stderr.strip(), list(self.lines))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+
+
+def _spawn(argv: list[str]) -> _Child:
+    return _Child([sys.executable, "-m", "tools", *argv])
+
+
+def _wait_for_port(host: _Child) -> int:
+    """Read the host's stdout until it says where it listens (its first line)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = host.line_queue.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:  # the host ended before listening
+            break
+        if line.startswith(WAITING_PREFIX):
+            return int(line.rsplit(":", 1)[1])
+    host.stop()
+    raise CommandError(
+        f"the host did not start: {' '.join(host.errors).strip() or 'no output'}", exitcodes.NETWORK
     )
 
 
-def _wait_for_port(host: subprocess.Popen[str], lines: list[str]) -> int:
-    """Read the host's stdout until it says where it listens (its first line)."""
-    assert host.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(host.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            if not selector.select(max(0.0, deadline - time.monotonic())):
-                break
-            line = host.stdout.readline()
-            if not line:
-                break
-            lines.append(line.rstrip("\n"))
-            if line.startswith(WAITING_PREFIX):
-                return int(line.rsplit(":", 1)[1])
-    finally:
-        selector.close()
-    host.kill()
-    _, err = host.communicate()
-    raise CommandError(f"the host did not start: {err.strip() or 'no output'}", exitcodes.NETWORK)
-
-
-def _finish(process: subprocess.Popen[str], lines: list[str], deadline: float | None) -> PeerRun:
-    timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        err = f"killed: the match did not end in time. {err}"
-    lines += out.splitlines()
-    result = None
-    if lines and lines[-1].startswith("{"):
-        with contextlib.suppress(ValueError):
-            result = json.loads(lines[-1])
-    return PeerRun(process.returncode, result, err.strip(), lines)
-
-
-def _wait_for_either(a: subprocess.Popen[str], b: subprocess.Popen[str], deadline: float | None) -> None:
+def _wait_for_either(a: _Child, b: _Child, deadline: float | None) -> None:
     while a.poll() is None and b.poll() is None:
         if deadline is not None and time.monotonic() >= deadline:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
-            a.wait(timeout=POLL_S)
+            a.process.wait(timeout=POLL_S)
 
 
 @contextlib.contextmanager
@@ -121,11 +156,10 @@ def run_match(
     `via(host_port)` may put something between them: it yields the port the joiner should use.
     """
     started = time.monotonic()
-    host_lines: list[str] = []
     host = _spawn(["host", "--port", "0", *host_args])
-    joiner: subprocess.Popen[str] | None = None
+    joiner: _Child | None = None
     try:
-        port = _wait_for_port(host, host_lines)
+        port = _wait_for_port(host)
         with via(port) as join_port:
             joiner = _spawn(["join", f"127.0.0.1:{join_port}", *join_args])
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -133,12 +167,11 @@ def run_match(
             # One side has ended; the other ends by itself within its timeouts, or never (a host
             # whose joiner died before the handshake waits forever): it gets a grace period.
             grace = time.monotonic() + grace_s
-            host_run = _finish(host, host_lines, grace if host.poll() is None else deadline)
-            joiner_run = _finish(joiner, [], grace if joiner.poll() is None else deadline)
+            host_run = host.finish(grace if host.poll() is None else deadline)
+            joiner_run = joiner.finish(grace if joiner.poll() is None else deadline)
     finally:
         # On any way out (an error, Ctrl-C while waiting), neither process outlives the match.
-        for process in (host, joiner):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.communicate()
+        for child in (host, joiner):
+            if child is not None:
+                child.stop()
     return MatchRun(host_run, joiner_run, time.monotonic() - started)
