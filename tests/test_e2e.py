@@ -81,6 +81,21 @@ def test_a_full_match_between_two_processes_ends_with_equal_chains(pong, tmp_pat
         assert replay.footer.end_reason == "finished"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_selfplay_stops_both_players_and_they_finish_their_replays(pong, tmp_path, sig):
+    """`timeout 60 pong selfplay` sends SIGTERM: its host and joiner must not live on as orphans."""
+    out = tmp_path / "out"
+    sp = pong("selfplay", "--points", "999", "--realtime", "--out", str(out), "--json")
+    wait_frames(out / "joiner.replay", 60, sp)
+    sp.process.send_signal(sig)  # to selfplay alone, not to its process group
+    code, result = sp.finish(timeout=30)
+    assert code == 130 and result == {"ok": False, "error": "interrupted", "exit_code": 130}
+    for name in ("host", "joiner"):
+        replay = read_replay(out / f"{name}.replay")
+        assert replay.footer is not None and replay.footer.end_reason == "quit", name
+        assert verify_replay(replay).ok
+
+
 def test_names_and_keys_that_are_not_utf8_still_play_a_match(pong, tmp_path):
     """Bytes typed in a Latin-1 terminal reach Python as surrogates: they must neither crash the
     handshake nor stop the same key from matching on the other side."""
@@ -159,11 +174,13 @@ def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(pong, tmp_path
     verified(tmp_path / "host.replay")
 
 
-def test_ctrl_c_says_goodbye_quit_and_both_keep_their_replays(pong, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_ctrl_c_says_goodbye_quit_and_both_keep_their_replays(pong, tmp_path, sig):
+    """Ctrl-C, `kill` and a closed terminal all mean the player left."""
     h = host(pong, "--points", "99")
     j = join(pong, h.port())
     wait_frames(tmp_path / "joiner.replay", 60, j)
-    j.process.send_signal(signal.SIGINT)
+    j.process.send_signal(sig)
     (jc, jr), (hc, hr) = j.finish(), h.finish()
     assert jc == 0 and jr["result"] == "quit"
     assert hc == 3 and hr["result"] == "quit" and "quit" in h.stderr

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import NoReturn
 
 from tools import exitcodes
@@ -60,20 +63,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     prepare_streams()
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    # `timeout`, `kill` and a closed terminal end a command the way Ctrl-C does: through its
+    # clean-up (selfplay and bench stop their two processes, temporary files go away).
+    # host/join and netsim put their own handlers over these while they run.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), _interrupted)
     try:
         code: int = args.run(args)
     except CommandError as exc:
         return _failed(args, str(exc), exc.code)
     except KeyboardInterrupt:
-        return _failed(args, "interrupted", 130)
+        return _failed(args, "interrupted", exitcodes.INTERRUPTED)
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`); nothing left to tell anyone.
         sys.stderr.close()
         return exitcodes.OK
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 

@@ -135,7 +135,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
     report(summary, fields, args.json)
     if result.failures:
         return exitcodes.CHECK_FAILED
-    return 130 if result.interrupted else exitcodes.OK
+    return exitcodes.INTERRUPTED if result.interrupted else exitcodes.OK
 
 
 # --- across interpreters -------------------------------------------------------------------------

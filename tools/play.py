@@ -163,7 +163,8 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         frontend.quit = True
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         result = Session(options, frontend, log=_log).run()
     finally:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ START_TIMEOUT_S = 15
 # the 2 s wait for the peer's final goodbye together.
 GRACE_S = 15
 POLL_S = 0.1
+STOP_GRACE_S = 3
 WAITING_PREFIX = "waiting for a player on "
 
 
@@ -108,6 +110,20 @@ class _Child:
             reader.join(timeout=5)
 
 
+def _stop_all(children: list[_Child]) -> None:
+    """Ctrl-C for each still running (goodbye `quit`, replay finished), then SIGKILL for any that
+    has not ended within STOP_GRACE_S."""
+    running = [child for child in children if child.poll() is None]
+    for child in running:
+        child.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for child in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for child in children:
+        child.stop()
+
+
 def _spawn(argv: list[str]) -> _Child:
     return _Child([sys.executable, "-m", "tools", *argv])
 
@@ -170,8 +186,7 @@ def run_match(
             host_run = host.finish(grace if host.poll() is None else deadline)
             joiner_run = joiner.finish(grace if joiner.poll() is None else deadline)
     finally:
-        # On any way out (an error, Ctrl-C while waiting), neither process outlives the match.
-        for child in (host, joiner):
-            if child is not None:
-                child.stop()
+        # On any way out (an error, Ctrl-C or SIGTERM while waiting), neither process outlives
+        # the match, and each gets the chance to finish its replay.
+        _stop_all([child for child in (host, joiner) if child is not None])
     return MatchRun(host_run, joiner_run, time.monotonic() - started)
