@@ -155,8 +155,9 @@ def default_replay_path(role: Role, now: float | None = None) -> str:
     return path
 
 
-def check_record_path(path: str) -> None:
-    """Fail before any network activity when the replay could not be written."""
+def check_record_path(path: str) -> bool:
+    """Fail before any network activity when the replay could not be written; True when it
+    created the (empty) file."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ReplayWriteError(f"cannot record to {path}: directory {directory} does not exist")
@@ -167,6 +168,17 @@ def check_record_path(path: str) -> None:
         raise ReplayWriteError(f"cannot record to {path}: it is not a regular file")
     if not os.access(directory, os.W_OK):
         raise ReplayWriteError(f"cannot record to {path}: directory {directory} is not writable")
+    # The real test is opening it (a read-only mount, /proc, a file we may not write): now, before
+    # anyone joins, not once a match has begun. A file it creates stays empty until the match
+    # starts, and is removed when no match does (Session._remove_empty_replay).
+    existed = os.path.exists(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644))
+    except FileExistsError:
+        return False  # created a moment ago by someone else: the writer will tell if it cannot write
+    except OSError as exc:
+        raise ReplayWriteError(f"cannot record to {path}: {exc.strerror or exc}") from None
+    return not existed
 
 
 def _now_ms() -> int:
@@ -207,6 +219,7 @@ class Session:
         self.log = log
         self.clock = clock
         self.record_path = options.record or default_replay_path(options.role)
+        self._created_record_file = options.record is None  # the default name is reserved by creating it
         self._writer: ReplayWriter | None = None
         self._write_error: str | None = None
         self._stalls = 0
@@ -221,7 +234,8 @@ class Session:
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
         try:
-            check_record_path(self.record_path)
+            if check_record_path(self.record_path):
+                self._created_record_file = True
         except ReplayWriteError as exc:
             return SessionResult("quit", str(exc), False, problem="usage")
         try:
@@ -244,8 +258,9 @@ class Session:
             self._poller.close()
 
     def _remove_empty_replay(self) -> None:
-        """No match, no file: a replay path reserved (or opened) but never written is removed."""
-        if self._writer is not None and self._writer.bytes_written > 0:
+        """No match, no file: a replay file we created but never wrote is removed (one that was
+        there before is the user's, even when empty)."""
+        if not self._created_record_file or (self._writer is not None and self._writer.bytes_written > 0):
             return
         with contextlib.suppress(OSError):
             if os.path.isfile(self.record_path) and os.path.getsize(self.record_path) == 0:
@@ -542,7 +557,11 @@ class Session:
             except ReplayWriteError as exc:
                 self._write_error = self._write_error or str(exc)
         if self._write_error is not None:
-            result.detail = f"{result.detail}; {self._write_error}"
+            # When the failed write is why we left, it is the whole story (not "you quit").
+            left = outcome.result == "quit" and not outcome.by_remote
+            result.detail = (
+                f"left the match: {self._write_error}" if left else f"{result.detail}; {self._write_error}"
+            )
             result.problem = "usage"
         if outcome.result == "desync" and engine is not None and outcome.desync is not None:
             from peer.report import write_desync_report

@@ -271,20 +271,67 @@ def test_a_protocol_version_mismatch_is_refused_naming_both_versions(pong, tmp_p
     assert sum("version_mismatch" in line for line in h.lines) >= 1
 
 
+@pytest.mark.parametrize("record", [(), ("--record", "mine.replay")])
 @pytest.mark.parametrize(
     "address, needle",
     [("127.0.0.1:{free}", "nobody is listening"), ("no-such-host.invalid:7777", "cannot resolve")],
 )
-def test_joining_nowhere_is_exit_3_with_one_line(pong, tmp_path, address, needle):
+def test_joining_nowhere_is_exit_3_with_one_line(pong, tmp_path, address, needle, record):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    j = pong("join", address.format(free=free), *BOT)
+    (tmp_path / "empty-but-mine.replay").touch()
+    j = pong("join", address.format(free=free), *BOT, *record)
     code, _ = j.finish()
     assert code == 3
     assert needle in j.stderr and "Traceback" not in j.stderr
     assert len(j.stderr.strip().splitlines()) == 1
-    assert list(tmp_path.glob("*.replay")) == []  # no match, no (empty) replay left behind
+    # No match, no (empty) replay left behind; a file that was there before stays.
+    assert [p.name for p in tmp_path.glob("*.replay")] == ["empty-but-mine.replay"]
+
+
+def test_a_disk_that_fills_up_mid_match_ends_it_saying_why_and_keeps_what_was_written(pong, tmp_path):
+    """RLIMIT_FSIZE makes the joiner's disk "full" after 400 bytes: it leaves the match (exit 2,
+    the reason in one line, not "you quit"), and what it wrote stays readable."""
+    limited = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (400, 400)); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'tools', *sys.argv[1:]])"
+    )
+    h = host(pong, "--points", "99", "--fast")
+    j = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            limited,
+            "join",
+            f"127.0.0.1:{h.port()}",
+            *BOT,
+            "--fast",
+            "--record",
+            "j.replay",
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert j.returncode == 2, j.stderr
+    assert "quit: left the match: cannot write replay j.replay: File too large" in j.stderr
+    hc, hr = h.finish()
+    assert hc == 3 and hr["result"] == "quit"
+    kept = read_replay(tmp_path / "j.replay")
+    assert kept.truncated and kept.frames > 0 and verify_replay(kept).ok
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_replay_path_that_cannot_be_opened_is_refused_before_listening(pong):
+    """The directory exists and looks writable, but no file can be made there: say so at once,
+    not after a player joined."""
+    h = pong("host", "--port", "0", *BOT, "--record", "/proc/self/x.replay")
+    code, _ = h.finish(timeout=20)
+    assert code == 2 and "cannot record to /proc/self/x.replay" in h.stderr
+    assert not any(line.startswith("waiting for a player") for line in h.lines)
 
 
 def test_hosting_on_a_port_in_use_is_one_line_and_exit_3(pong):
