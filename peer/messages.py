@@ -143,6 +143,12 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
+def name_as_sent(name: str) -> str:
+    """`name` as the peer will see it (cut to MAX_NAME_BYTES of UTF-8, unprintables as '?'): the
+    local side records this too, so both replays of a match name the players alike."""
+    return printable(_text(name, MAX_NAME_BYTES).decode("utf-8"))
+
+
 # -- encoding -------------------------------------------------------------------------------------
 def _text(value: str, limit: int) -> bytes:
     data = value.encode("utf-8", "replace")[:limit]  # a name typed in another encoding: '?', not a crash

@@ -40,6 +40,7 @@ from peer.messages import (
     Welcome,
     encode,
     encode_input,
+    name_as_sent,
     printable,
 )
 
@@ -503,5 +504,5 @@ class Connection:
     def _establish(self, rules: Rules, seed: int, delay: int, slot: int, name: str, rtt: int) -> None:
         self.phase = Phase.PLAYING
         self._last_ping_ms = self._now_ms
-        self.established = Established(rules, seed, delay, slot, name, self._remote_name, rtt)
+        self.established = Established(rules, seed, delay, slot, name_as_sent(name), self._remote_name, rtt)
         self._events.append(self.established)

@@ -66,6 +66,18 @@ def test_a_good_handshake_establishes_the_same_match_on_both_sides():
     assert (h.remote_name, j.remote_name) == ("Jo", "Hana")
 
 
+def test_each_side_knows_itself_by_the_name_the_other_side_sees():
+    """A long or odd --name is cut for the wire: the local replay must record that same name."""
+    long_host, odd_joiner = "H" * 5000, "J\x1b[2Jé" * 10
+    h = Connection(Role.HOST, 0, b"h" * 16, host=HostConfig(RULES, 42, 2, None, long_host))
+    j = Connection(Role.JOINER, 0, b"j" * 16, joiner=JoinerConfig(None, odd_joiner))
+    got = handshake(h, j)
+    (he,), (je,) = got["host"], got["joiner"]
+    assert he.local_name == je.remote_name == "H" * 32
+    assert je.local_name == he.remote_name
+    assert "\x1b" not in je.local_name and je.local_name.startswith("J?[2Jé")
+
+
 def test_a_matching_key_establishes():
     got = handshake(host(b"secret"), joiner(b"secret"))
     assert all(isinstance(e[0], Established) for e in got.values())
