@@ -258,7 +258,9 @@ class MatchPeer:
     ) -> None:
         if self.outcome is not None:
             return
-        if self.engine is not None and desync is None:
+        if self.engine is not None and desync is None and result == "desync":
+            # Only a desync names a divergent frame: after bad bytes from the peer (a protocol
+            # error), a failed chain check is their consequence, not news about the games.
             desync = self.engine.desync
         frame, chain = self._position()
         self.outcome = Outcome(result, detail, by_remote, frame, chain if self.engine else None, desync)

@@ -82,6 +82,21 @@ def test_the_desync_is_caught_by_the_healthy_side_on_its_own():
     assert joiner.outcome.desync.remote_bits == CHAIN_BITS  # from the bits sent with the inputs
 
 
+def test_garbled_bytes_are_a_protocol_error_that_names_no_desync_frame():
+    """Bad bytes can fail a chain check before the decoder fails: the result is the bad data, and
+    no desync frame (or report) is claimed for games that may well agree."""
+    from lockstep.engine import chain_bits
+
+    host, joiner = make_pair(RULES, 1, delay_frames=2)
+    run_pair(host, joiner, *bots(), max_ticks=40)
+    engine = host.engine
+    checked = engine.remote_input_end() - engine.delay
+    wrong_bits = chain_bits(engine.chain_at(checked)) ^ 1
+    host.receive_data(encode_input(0, wrong_bits) + b"\xff" * 8, 1000)
+    assert host.outcome.result == "protocol_error"
+    assert host.outcome.desync is None
+
+
 def test_a_peer_that_sends_inputs_too_far_ahead_is_a_protocol_error():
     host, joiner = make_pair(RULES, 1, delay_frames=2)
     run_pair(host, joiner, *bots(), max_ticks=40)
