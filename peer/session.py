@@ -332,8 +332,13 @@ class Session:
         assert self._listener is not None
         while (stream := self._accept_one()) is not None:
             if len(handshakes) >= MAX_HANDSHAKES:
-                self._refuse(stream, "too many players are connecting at once")
-                continue
+                # Make room by dropping the oldest: turning newcomers away would let a few idle
+                # connections keep a real player out for as long as someone keeps them open.
+                oldest = handshakes.pop(0)
+                self.log(
+                    f"refused: {oldest.stream.peer}: too many connections at once, the oldest is dropped"
+                )
+                self._refuse(oldest.stream, "too many connections at once", "handshake_timeout")
             link = _Link(stream, self._new_peer(Role.HOST))
             handshakes.append(link)
             self._poller.add(stream)
@@ -346,9 +351,9 @@ class Session:
             self.log(f"cannot accept a connection: {exc}")
             return None
 
-    def _refuse(self, stream: Stream, detail: str) -> None:
+    def _refuse(self, stream: Stream, detail: str, reason: str = "session_full") -> None:
         conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
-        conn.refuse("session_full", detail)
+        conn.refuse(reason, detail)
         stream.send(conn.data_to_send())
         self._hang_up(stream)
 

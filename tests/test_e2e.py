@@ -18,6 +18,7 @@ import time
 import pytest
 
 from peer.messages import PROTOCOL_VERSION, Decoder, Refuse
+from peer.session import MAX_HANDSHAKES
 from replay.format import ReplayError
 from replay.reader import read_replay
 from replay.verify import verify_replay
@@ -207,14 +208,18 @@ def refusal(port, payload):
 def test_junk_http_and_idle_connections_are_refused_and_a_real_player_still_plays(pong):
     h = host(pong, "--fast", "--points", "1")
     port = h.port()
-    # The idle connection says nothing: it must not block the real player.
-    with socket.create_connection(("127.0.0.1", port), timeout=10):
+    # Idle connections say nothing: however many (more than the host handshakes with at once),
+    # they must not keep the real player out.
+    with contextlib.ExitStack() as idle:
+        for _ in range(2 * MAX_HANDSHAKES + 1):
+            idle.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
         for junk in (b"\xde\xad\xbe\xef" * 8, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"):
             assert refusal(port, junk).reason == "protocol_error"
         j = join(pong, port, "--fast")
         (hc, hr), (jc, _) = h.finish(), j.finish()
     assert hc == jc == 0 and hr["result"] == "finished"
     assert sum(line.startswith("refused: ") and "protocol_error" in line for line in h.lines) >= 2
+    assert sum("the oldest is dropped" in line for line in h.lines) >= MAX_HANDSHAKES
 
 
 def test_a_wrong_key_is_refused_and_the_host_keeps_waiting_for_the_right_one(pong):
