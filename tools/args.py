@@ -8,6 +8,7 @@ port may be left out, it is pong's default port.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 DEFAULT_PORT = 7777  # where `pong host` listens and `pong join HOST` connects unless told otherwise
 SYNCTEST_MAX_FRAMES = 10_000_000  # synctest holds every frame's input in memory (and takes a while)
@@ -82,7 +83,13 @@ def _split_address(text: str) -> tuple[str, str | None]:
         if rest is None or (rest and not rest.startswith(":")):
             raise argparse.ArgumentTypeError(f"expected [IPv6]:PORT, not {text!r}")
         return text[1:end], rest[1:] if rest else None
-    if text.count(":") > 1:  # a bare IPv6 address: its last group is no port
+    if text.count(":") > 1:  # a bare IPv6 address (its last group is no port), or a typo
+        try:
+            ipaddress.IPv6Address(text.split("%", 1)[0])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT (with [...] around an IPv6 host), not {text!r}"
+            ) from None
         return text, None
     host, sep, port_text = text.partition(":")
     return host, port_text if sep else None

@@ -88,7 +88,9 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_join_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address", type=address, metavar="HOST:PORT", help="the host to join")
+    parser.add_argument(
+        "address", type=address, metavar="HOST:PORT", help="the host to join (port 7777 when left out)"
+    )
     _common(parser)
 
 
