@@ -236,9 +236,8 @@ class Connection:
             if self._goodbye_sent is not None:
                 self._end(Ended(self._goodbye_sent, "the peer closed the connection", by_remote=False))
             elif self.phase is Phase.HANDSHAKE:
-                self._end(
-                    Ended("protocol_error", "the peer closed the connection during the handshake", True)
-                )
+                # Gone before a word of farewell: the reason for a vanished peer, as during play.
+                self._end(Ended("peer_timeout", "the peer closed the connection during the handshake", True))
             else:
                 self._end(Ended("peer_timeout", "the peer closed the connection without a goodbye", True))
             return
@@ -315,8 +314,11 @@ class Connection:
 
     def _unexpected(self, message: Message) -> RemoteProtocolError:
         name = type(message).__name__.lower()
-        if self._step is _Step.AWAIT_HELLO and self.phase is Phase.HANDSHAKE:
-            return RemoteProtocolError(f"not a Lockstep Pong peer (first message was not a hello but {name})")
+        if self.phase is Phase.HANDSHAKE and self._step in (_Step.AWAIT_HELLO, _Step.AWAIT_CHALLENGE):
+            expected = "a hello" if self._step is _Step.AWAIT_HELLO else "a challenge or refusal"
+            return RemoteProtocolError(
+                f"not a Lockstep Pong peer (first message was not {expected} but {name})"
+            )
         return RemoteProtocolError(f"unexpected {name} message during the {self.phase.value}")
 
     def _handle(self, message: Message) -> None:

@@ -97,6 +97,18 @@ def test_stopping_selfplay_stops_both_players_and_they_finish_their_replays(pong
         assert verify_replay(replay).ok
 
 
+def test_a_ctrl_c_right_after_the_result_changes_nothing(pong, tmp_path):
+    """The match is over and reported: a Ctrl-C during the interpreter's shutdown must not turn
+    exit 0 into 130 or print a traceback."""
+    h = host(pong, "--fast", "--points", "1")
+    j = join(pong, h.port(), "--fast")
+    h.wait_line('{"')
+    h.process.send_signal(signal.SIGINT)
+    (hc, hr), (jc, _) = h.finish(), j.finish()
+    assert hc == jc == 0 and hr["result"] == "finished"
+    assert "Traceback" not in h.stderr and "KeyboardInterrupt" not in h.stderr
+
+
 def test_names_and_keys_that_are_not_utf8_still_play_a_match(pong, tmp_path):
     """Bytes typed in a Latin-1 terminal reach Python as surrogates: they must neither crash the
     handshake nor stop the same key from matching on the other side."""

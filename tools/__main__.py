@@ -1,3 +1,3 @@
-from tools.cli import main
+from tools.cli import console
 
-raise SystemExit(main())
+console()

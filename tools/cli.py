@@ -67,19 +67,21 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     prepare_streams()
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
     # `timeout`, `kill` and a closed terminal end a command the way Ctrl-C does: through its
     # clean-up (selfplay and bench stop their two processes, temporary files go away).
     # host/join and netsim put their own handlers over these while they run.
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                previous[getattr(signal, name)] = signal.signal(getattr(signal, name), _interrupted)
+        previous = {sig: signal.signal(sig, _interrupted) for sig in TERMINATION_SIGNALS}
+    args: argparse.Namespace | None = None
     try:
+        args = build_parser().parse_args(argv)  # imports the commands: Ctrl-C may land here too
         code: int = args.run(args)
     except CommandError as exc:
         return _failed(args, str(exc), exc.code)
@@ -95,9 +97,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _failed(args: argparse.Namespace, message: str, code: int) -> int:
+def console() -> NoReturn:
+    """The `pong` script: `main`, then exit with its code."""
+    code = main()
+    # The work is done and reported: a Ctrl-C during the interpreter's shutdown must neither turn
+    # the exit code into 130 nor print a traceback.
+    for sig in (signal.SIGINT, *TERMINATION_SIGNALS):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def _failed(args: argparse.Namespace | None, message: str, code: int) -> int:
     """One line for a person; with --json also one JSON object, so scripts always get one."""
     fail(message)
-    if getattr(args, "json", False):
+    if getattr(args, "json", _Parser.json_errors):
         say(json.dumps({"ok": False, "error": message, "exit_code": code}))
     return code

@@ -169,11 +169,12 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     try:
         result = Session(options, frontend, log=_log).run()
+        code = exit_code(result)
+        # Still under our handlers: a Ctrl-C right at the end must not interrupt the report.
+        report(summary(result), result.as_json(), args.json, failed=code != exitcodes.OK)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    code = exit_code(result)
-    report(summary(result), result.as_json(), args.json, failed=code != exitcodes.OK)
     return code
 
 
