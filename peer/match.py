@@ -19,6 +19,7 @@ from lockstep.engine import (
 )
 from lockstep.state import State
 from peer.errors import RemoteProtocolError
+from peer.messages import HANDSHAKE_REASONS
 from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
 
 InputSource = Callable[[State], int]
@@ -206,6 +207,10 @@ class MatchPeer:
             self._finish_unconfirmed(f"match over ({ended.detail or ended.reason})")
         else:
             detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
+            if ended.by_remote and ended.reason in HANDSHAKE_REASONS and ended.reason != "protocol_error":
+                # Our handshake completed, the peer's did not (on a crawling link its deadline can
+                # pass before our welcome arrives): its reason is about its side, say so.
+                detail = f"the other player gave up before its handshake completed ({detail})"
             self._conclude(ended.reason, detail, ended.by_remote)
 
     def _on_desync(self, event: DesyncDetected, now_ms: int) -> None:

@@ -252,6 +252,24 @@ def test_a_ping_before_the_hello_is_a_protocol_error_not_an_answer():
     assert b"\x88" not in h.data_to_send()  # no pong was queued
 
 
+def test_a_joiner_that_reached_something_else_says_it_is_not_a_lockstep_pong_peer():
+    j = joiner()
+    j.receive_data(b"HTTP/1.1 400 Bad Request\r\n\r\n", 1)
+    with pytest.raises(
+        RemoteProtocolError, match="not a Lockstep Pong peer .first message was not a challenge"
+    ):
+        events_of(j)
+
+
+@pytest.mark.parametrize("side", [host, joiner])
+def test_a_peer_that_hangs_up_during_the_handshake_is_gone_not_misbehaving(side):
+    conn = side()
+    conn.receive_data(b"", 1)
+    end = only_end(events_of(conn))
+    assert (end.reason, end.by_remote) == ("peer_timeout", True)
+    assert end.detail == "the peer closed the connection during the handshake"
+
+
 def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
     from peer.messages import Ping
 

@@ -97,6 +97,20 @@ def test_garbled_bytes_are_a_protocol_error_that_names_no_desync_frame():
     assert host.outcome.desync is None
 
 
+def test_a_joiner_whose_handshake_timed_out_after_ours_completed_is_named_as_such():
+    """On a crawling link the joiner's deadline can pass before our welcome reaches it: its
+    handshake_timeout is about its side, not a timeout of ours."""
+    host, joiner = make_pair(RULES, 1, delay_frames=2)
+    run_pair(host, joiner, *bots(), max_ticks=10)
+    assert host.engine is not None
+    late = Goodbye("handshake_timeout", 0, bytes(8), "no complete handshake within 5000 ms")
+    host.receive_data(encode_message(late), 1000)
+    assert host.outcome.result == "handshake_timeout" and host.outcome.by_remote
+    assert host.outcome.detail == (
+        "the other player gave up before its handshake completed (no complete handshake within 5000 ms)"
+    )
+
+
 def test_a_peer_that_sends_inputs_too_far_ahead_is_a_protocol_error():
     host, joiner = make_pair(RULES, 1, delay_frames=2)
     run_pair(host, joiner, *bots(), max_ticks=40)
