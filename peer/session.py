@@ -469,8 +469,9 @@ class Session:
         self._play_started = (time.monotonic(), time.process_time())
         self.frontend.started(est)
         side = "left" if est.local_slot == 0 else "right"
+        frames = "frame" if est.delay_frames == 1 else "frames"
         self.log(
-            f"playing {est.remote_name} ({side} paddle is yours); input delay {est.delay_frames} frames, "
+            f"playing {est.remote_name} ({side} paddle is yours); input delay {est.delay_frames} {frames}, "
             f"RTT {est.rtt_ms} ms, seed {est.seed}"
         )
 

@@ -173,9 +173,10 @@ class WindowFrontend:
 
     def _draw_overlay(self, view: View) -> None:
         est = view.established
+        delay = f"{est.delay_frames} {'frame' if est.delay_frames == 1 else 'frames'}" if est else "?"
         lines = [
             f"ping {view.rtt_ms if view.rtt_ms is not None else '?'} ms",
-            f"input delay {est.delay_frames if est else '?'} frames",
+            f"input delay {delay}",
             f"frame {view.state.frame if view.state else 0}",
             f"stalls {view.stalls}",
             f"{view.bytes_per_s} bytes/s",

@@ -183,6 +183,19 @@ def test_the_silence_timeout_defaults_to_five_seconds():
     assert parser.parse_args(["join", "h:1", "--timeout", "30"]).timeout == 30
 
 
+def test_version_names_the_versions_that_decide_who_can_play_with_whom():
+    from lockstep.rules import SIM_VERSION
+
+    result = run_pong("--version")
+    assert result.returncode == 0 and f"SIM_VERSION {SIM_VERSION}" in result.stdout
+    assert "protocol " in result.stdout and "replay format " in result.stdout
+
+
+@pytest.mark.parametrize("text, value", [("auto", None), ("AUTO", None), (" Auto ", None), ("3", 3)])
+def test_the_delay_is_auto_in_any_case_or_a_number_of_frames(text, value):
+    assert build_parser().parse_args(["host", "--delay", text]).delay == value
+
+
 def test_help_lists_commands_and_does_not_import_pygame():
     probe = "import sys, tools.cli; tools.cli.build_parser(); print('pygame' in sys.modules)"
     result = subprocess.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import signal
 import sys
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pong",
         description="Lockstep Pong: deterministic peer-to-peer Pong with verifiable replays.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module_name, help_text in COMMANDS:
@@ -61,6 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(command_parser)
         command_parser.set_defaults(run=module.run)
     return parser
+
+
+def _version() -> str:
+    """The package version and the three versions that decide who can play or replay with whom."""
+    from lockstep.rules import SIM_VERSION
+    from peer.messages import PROTOCOL_VERSION
+    from replay.format import FORMAT_VERSION
+
+    try:
+        package = importlib.metadata.version("lockstep-pong")
+    except importlib.metadata.PackageNotFoundError:
+        package = "(not installed)"
+    return (
+        f"pong {package}: SIM_VERSION {SIM_VERSION}, protocol {PROTOCOL_VERSION}, "
+        f"replay format {FORMAT_VERSION}"
+    )
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:

@@ -73,7 +73,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
         if exc.name is None or not exc.name.startswith("hypothesis"):
             raise
         raise CommandError(
-            "pong fuzz needs hypothesis, which is not installed: pip install 'lockstep-pong[test]'"
+            "pong fuzz needs hypothesis, which is not installed: pip install -e '.[test]' in the clone"
         ) from None
     names = [p.name for p in fuzz_properties.PROPERTIES]
     if "list" in args.only:
@@ -88,7 +88,7 @@ def _run_campaign(args: argparse.Namespace) -> int:
     database = fuzz_campaign.default_database_dir()
     seeded = "" if args.seed is None else f", examples drawn from seed {args.seed}"
     say(
-        f"fuzzing {len(properties)} properties for {seconds:g} s; example database {database}{seeded}",
+        f"fuzzing {_properties(len(properties))} for {seconds:g} s; example database {database}{seeded}",
         sys.stderr,
     )
     result = fuzz_campaign.run_campaign(
@@ -109,14 +109,14 @@ def _run_campaign(args: argparse.Namespace) -> int:
             say(f"  regression test written to {failure.regression_file}")
     if result.failures:
         summary = (
-            f"fuzz FAILED: {len(result.failures)} of {len(properties)} properties failed "
+            f"fuzz FAILED: {len(result.failures)} of {_properties(len(properties))} failed "
             f"after {result.examples:,} examples in {result.seconds:.1f} s"
         )
     elif result.interrupted:
         summary = f"fuzz interrupted after {result.examples:,} examples in {result.seconds:.1f} s, no failure"
     else:
         summary = (
-            f"fuzz ok: {result.examples:,} examples of {len(properties)} properties in "
+            f"fuzz ok: {result.examples:,} examples of {_properties(len(properties))} in "
             f"{result.seconds:.1f} s, no failure"
         )
     if not result.failures:
@@ -201,3 +201,7 @@ def _run_interpreters(as_json: bool) -> int:
         failed=not check.ok,
     )
     return exitcodes.OK if check.ok else exitcodes.CHECK_FAILED
+
+
+def _properties(count: int) -> str:
+    return f"{count} propert{'y' if count == 1 else 'ies'}"

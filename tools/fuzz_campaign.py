@@ -179,7 +179,8 @@ def run_campaign(
         left = max(deadline - now, 0.0)
         failed = f", {len(result.failures)} FAILED" if result.failures else ""
         return (
-            f"fuzz: {examples():,} examples, {len(properties)} properties{failed}, "
+            f"fuzz: {examples():,} examples, {len(properties)} "
+            f"{'property' if len(properties) == 1 else 'properties'}{failed}, "
             f"{'' if current[0] == 'done' else 'now '}{current[0]}, {left:.0f} s left"
         )
 

@@ -400,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), exitcodes.USAGE) from None
     say(
-        f"netsim listening on {sim.bind_host}:{sim.port}, forwarding to {host}:{port} "
+        f"netsim listening on {sim.bind_host}:{sim.port}, forwarding to "
+        f"{f'[{host}]' if ':' in host else host}:{port} "
         f"with {impairment.describe()} (seed {impairment.seed})"
     )
     # Signals can only be handled in the main thread (an in-process caller elsewhere stops us itself).

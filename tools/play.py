@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def delay(text: str) -> int | None:
-    if text == "auto":
+    if text.strip().lower() == "auto":
         return None
     try:
         value = int(text)
@@ -66,7 +66,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--debug-desync-at",
         type=types.frames,
         metavar="FRAME",
-        help="debugging aid: perturb this side's state right after FRAME, to test desync detection",
+        help="debugging aid: perturb this side's state right after FRAME (1 or later; a frame past "
+        "the match's end does nothing), to test desync detection",
     )
 
 
@@ -210,7 +211,10 @@ def summary(result: SessionResult) -> str:
         note = f" ({result.detail})" if result.detail != "match over" else ""
         return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{note}{chain}{where}"
     if result.result == "desync" and result.desync is not None:
-        detail = "" if result.detail.startswith("the games diverged") else f" ({result.detail})"
+        said = (
+            result.detail.startswith("the games diverged") or f"frame {result.desync.frame}" in result.detail
+        )
+        detail = "" if said else f" ({result.detail})"
         return f"desync: the games diverged at frame {result.desync.frame}{detail}{where}"
     if result.input_delay is None:  # no match was ever established
         return f"{result.result}: {result.detail}" if result.result != "peer_timeout" else result.detail

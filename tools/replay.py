@@ -146,7 +146,7 @@ def _info(args: argparse.Namespace) -> int:
         f"  format {replay.format_version}, SIM_VERSION {replay.sim_version}, "
         f"rules {rules_digest(replay.rules)} ({_rules_changes(replay.rules)})",
         f"  players {left!r} (left) vs {right!r} (right), seed {replay.seed}, input delay "
-        f"{replay.input_delay} frames",
+        f"{replay.input_delay} frame{'' if replay.input_delay == 1 else 's'}",
         f"  created {_created(replay.created_unix)}",
         f"  {replay.frames} frames ({format_time(replay.frames)}), {len(replay.checkpoints)} chunks, "
         f"{replay.size_bytes} bytes" + (f" ({per_frame:.3f} bytes/frame)" if per_frame else ""),
