@@ -321,8 +321,9 @@ class Session:
                     handshakes.remove(link)
                     outcome = link.peer.outcome
                     # The detail of a goodbye is the other side's own words; say whose they are.
+                    said = f"it says: {outcome.detail}" if outcome.by_remote else outcome.detail
                     how = "left the handshake" if outcome.by_remote else "refused"
-                    self.log(f"{how}: {link.stream.peer}: {outcome.result} ({outcome.detail})")
+                    self.log(f"{how}: {link.stream.peer}: {outcome.result} ({said})")
                     self._hang_up(link.stream)
             self._service_closing(now)
             self.frontend.show(waiting)

@@ -244,6 +244,12 @@ def test_a_wrong_key_is_refused_and_the_host_keeps_waiting_for_the_right_one(pon
     right = join(pong, port, "--fast", "--key", "sesame")
     (hc, hr), (rc, _) = h.finish(), right.finish()
     assert hc == rc == 0 and hr["result"] == "finished"
+    # The host logs the joiner's words as the joiner's.
+    assert any(
+        line.startswith("left the handshake: ")
+        and "auth_failed (it says: the host does not know our key)" in line
+        for line in h.lines
+    )
 
 
 def test_a_third_connection_during_a_match_gets_session_full_and_the_match_goes_on(pong):
