@@ -211,13 +211,28 @@ def open_window(size: tuple[int, int], caption: str, resizable: bool = False) ->
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
 
+    # Only X11 can answer on Linux with DISPLAY set and no Wayland: left to itself, SDL would go on
+    # to probe Wayland when X does not answer and print its own error line before ours.
+    x11_only = (
+        sys.platform.startswith("linux")
+        and bool(os.environ.get("DISPLAY"))
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("SDL_VIDEODRIVER")
+    )
+    if x11_only:
+        os.environ["SDL_VIDEODRIVER"] = "x11"
     try:
         pygame.display.init()
         pygame.font.init()
         screen = pygame.display.set_mode(size, pygame.RESIZABLE if resizable else 0)
     except pygame.error as exc:
         pygame.quit()
+        if x11_only:
+            raise NoDisplayError(f"no display answers at {os.environ['DISPLAY']}") from None
         raise NoDisplayError(f"cannot open a window: {exc}") from None
+    finally:
+        if x11_only:
+            del os.environ["SDL_VIDEODRIVER"]
     problem = fallback_problem(pygame.display.get_driver())
     if problem:
         pygame.quit()

@@ -256,7 +256,7 @@ def test_a_joiner_that_reached_something_else_says_it_is_not_a_lockstep_pong_pee
     j = joiner()
     j.receive_data(b"HTTP/1.1 400 Bad Request\r\n\r\n", 1)
     with pytest.raises(
-        RemoteProtocolError, match="not a Lockstep Pong peer .first message was not a challenge"
+        RemoteProtocolError, match=r"not a Lockstep Pong peer \(first message was not a challenge"
     ):
         events_of(j)
 

@@ -208,6 +208,28 @@ def test_without_a_display_the_window_commands_say_so(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 and its DISPLAY are Linux's here")
+def test_a_display_nobody_answers_at_is_one_line_of_ours_and_none_of_sdl(tmp_path):
+    """SDL, left to itself, would probe Wayland too and print its XDG_RUNTIME_DIR complaint."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WAYLAND_DISPLAY", "SDL_VIDEODRIVER", "XDG_RUNTIME_DIR")
+    }
+    env["DISPLAY"] = ":77"  # no X server there
+    out = subprocess.run(
+        [sys.executable, "-m", "tools", "host", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "pong: error: no display answers at :77; use --headless --bot tracker to play without a window"
+    ]
+
+
 @pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
 def test_two_real_windows_under_xvfb_play_a_match_driven_by_keys(tmp_path):
     from tests.xvfb import two_window_match
