@@ -11,14 +11,12 @@ import argparse
 import importlib
 import importlib.metadata
 import json
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
 
-from tools import exitcodes
+from tools import exitcodes, stopping
 from tools.exitcodes import CommandError
 from tools.output import fail, prepare_streams, say
 
@@ -85,43 +83,45 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-TERMINATION_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
+    """Run one command; `exiting` when the process ends right after (the `pong` script)."""
     prepare_streams()
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     # `timeout`, `kill` and a closed terminal end a command the way Ctrl-C does: through its
     # clean-up (selfplay and bench stop their two processes, temporary files go away).
-    # host/join and netsim put their own handlers over these while they run.
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, _interrupted) for sig in TERMINATION_SIGNALS}
+    # host/join put their own handlers over these while they play.
+    previous = stopping.install(_interrupted, stopping.TERMINATION_SIGNALS)
     args: argparse.Namespace | None = None
+    code: int | None = None
     try:
         args = build_parser().parse_args(argv)  # imports the commands: Ctrl-C may land here too
-        code: int = args.run(args)
+        code = int(args.run(args))
+        stopping.hold()
     except CommandError as exc:
         return _failed(args, str(exc), exc.code)
     except KeyboardInterrupt:
+        if code is not None:
+            return code  # the work was done and reported: a late Ctrl-C changes nothing
         return _failed(args, "interrupted", exitcodes.INTERRUPTED)
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`); nothing left to tell anyone.
         sys.stderr.close()
         return exitcodes.OK
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if exiting:
+            stopping.hold()  # until the process ends: see console()
+        stopping.restore(previous)
+        if not exiting:
+            stopping.release()
     return code
 
 
 def console() -> NoReturn:
-    """The `pong` script: `main`, then exit with its code."""
-    code = main()
-    # The work is done and reported: a Ctrl-C during the interpreter's shutdown must neither turn
-    # the exit code into 130 nor print a traceback.
-    for sig in (signal.SIGINT, *TERMINATION_SIGNALS):
-        signal.signal(sig, signal.SIG_IGN)
+    """The `pong` script: `main`, then exit with its code. Stop signals are held from the moment
+    `main` is done, and dropped here: one arriving during the interpreter's shutdown must neither
+    turn the exit code into 130 nor print a traceback."""
+    code = main(exiting=True)
+    stopping.ignore_all()
     sys.exit(code)
 
 

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType, TracebackType
+from types import TracebackType
 
 from peer.transport import Listener, Poller, Stream, TransportError, resolve, start_connect
 from tools import args as types
@@ -382,14 +381,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _Terminated(Exception):
-    """SIGTERM, raised out of the wait so the proxy stops at once."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
-
-
 def run(args: argparse.Namespace) -> int:
     host, port = args.to
     impairment = Impairment(args.delay_ms, args.jitter_ms, args.split, args.rate, args.seed)
@@ -404,19 +395,12 @@ def run(args: argparse.Namespace) -> int:
         f"{f'[{host}]' if ':' in host else host}:{port} "
         f"with {impairment.describe()} (seed {impairment.seed})"
     )
-    # Signals can only be handled in the main thread (an in-process caller elsewhere stops us itself).
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM)
-    if in_main_thread:
-        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sim.run_forever()
-    except (KeyboardInterrupt, _Terminated):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP through tools.cli: a normal way to stop
         pass
     finally:
         sim.close()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     say(
         f"netsim stopped: {sim.connections_total} connection{'' if sim.connections_total == 1 else 's'}, "
         f"{sim.bytes_up} bytes up, {sim.bytes_down} bytes down"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -19,12 +20,15 @@ def prepare_streams() -> None:
 
 
 def say(line: str, file: TextIO | None = None) -> None:
-    """Print one line. A reader that went away (`pong host ... | head -1`) must not end a match
-    half-way and lose its replay: the stream is pointed at /dev/null and the work goes on."""
+    """Print one line. A reader that went away (`pong host ... | head -1`, a closed terminal) must
+    not end a match half-way and lose its replay: the stream is pointed at /dev/null and the work
+    goes on."""
     stream = file if file is not None else sys.stdout
     try:
         print(line, file=stream, flush=True)
-    except BrokenPipeError:
+    except OSError as exc:
+        if exc.errno not in (errno.EPIPE, errno.EIO):  # EIO: the terminal itself is gone (SIGHUP)
+            raise
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, stream.fileno())  # later lines and the flush at exit go nowhere, quietly

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
+import re
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ from lockstep.rules import Rules
 from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Role, Timeouts
 from peer.session import Session, SessionOptions, SessionResult
 from tools import args as types
-from tools import exitcodes
+from tools import exitcodes, stopping
 from tools.args import DEFAULT_PORT, address, port
 from tools.exitcodes import CommandError
 from tools.output import report, say
@@ -166,16 +166,16 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         frontend.quit = True
 
-    signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    previous = stopping.install(on_signal)
     try:
         result = Session(options, frontend, log=_log).run()
         code = exit_code(result)
-        # Still under our handlers: a Ctrl-C right at the end must not interrupt the report.
+        # Still under our handlers: a Ctrl-C right at the end must not interrupt the report, and
+        # once it is out nothing may change the exit code.
         report(summary(result), result.as_json(), args.json, failed=code != exitcodes.OK)
+        stopping.hold()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stopping.restore(previous)
     return code
 
 
@@ -211,9 +211,7 @@ def summary(result: SessionResult) -> str:
         note = f" ({result.detail})" if result.detail != "match over" else ""
         return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{note}{chain}{where}"
     if result.result == "desync" and result.desync is not None:
-        said = (
-            result.detail.startswith("the games diverged") or f"frame {result.desync.frame}" in result.detail
-        )
+        said = re.search(rf"\bframe {result.desync.frame}\b", result.detail) is not None  # no repeats
         detail = "" if said else f" ({result.detail})"
         return f"desync: the games diverged at frame {result.desync.frame}{detail}{where}"
     if result.input_delay is None:  # no match was ever established

@@ -59,11 +59,13 @@ class _Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            errors="backslashreplace",  # a stray byte must not stop a reader (and block the child)
             env=env,
         )
         self.lines: list[str] = []
         self.errors: list[str] = []
-        self.line_queue: queue.Queue[str | None] = queue.Queue()
+        self.line_queue: queue.Queue[str | None] = queue.Queue()  # stdout, while someone waits on it
+        self.announcing = True
         self._readers = [
             threading.Thread(target=self._read, args=(self.process.stdout, self.lines, True), daemon=True),
             threading.Thread(target=self._read, args=(self.process.stderr, self.errors, False), daemon=True),
@@ -73,10 +75,10 @@ class _Child:
 
     def _read(self, pipe: IO[str] | None, sink: list[str], announce: bool) -> None:
         assert pipe is not None
-        with contextlib.suppress(ValueError, OSError):  # the pipe closed under us: nothing more to read
+        with contextlib.suppress(OSError):  # the pipe broke under us: nothing more to read
             for line in pipe:
                 sink.append(line.rstrip("\n"))
-                if announce:
+                if announce and self.announcing:
                     self.line_queue.put(sink[-1])
         if announce:
             self.line_queue.put(None)
@@ -111,11 +113,12 @@ class _Child:
 
 
 def _stop_all(children: list[_Child]) -> None:
-    """Ctrl-C for each still running (goodbye `quit`, replay finished), then SIGKILL for any that
-    has not ended within STOP_GRACE_S."""
+    """SIGTERM for each still running (the player quits: goodbye `quit`, replay finished; unlike
+    SIGINT, no background shell has set it to be ignored), then SIGKILL for any that has not ended
+    within STOP_GRACE_S."""
     running = [child for child in children if child.poll() is None]
     for child in running:
-        child.process.send_signal(signal.SIGINT)
+        child.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     for child in running:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -139,6 +142,7 @@ def _wait_for_port(host: _Child) -> int:
         if line is None:  # the host ended before listening
             break
         if line.startswith(WAITING_PREFIX):
+            host.announcing = False
             return int(line.rsplit(":", 1)[1])
     host.stop()
     raise CommandError(
@@ -172,9 +176,10 @@ def run_match(
     `via(host_port)` may put something between them: it yields the port the joiner should use.
     """
     started = time.monotonic()
-    host = _spawn(["host", "--port", "0", *host_args])
+    host: _Child | None = None
     joiner: _Child | None = None
     try:
+        host = _spawn(["host", "--port", "0", *host_args])
         port = _wait_for_port(host)
         with via(port) as join_port:
             joiner = _spawn(["join", f"127.0.0.1:{join_port}", *join_args])
