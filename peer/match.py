@@ -205,6 +205,10 @@ class MatchPeer:
         elif engine.finished:
             # Our match is complete; the peer left (or the link dropped) before confirming its end.
             self._finish_unconfirmed(f"match over ({ended.detail or ended.reason})")
+        elif engine.desync is not None:
+            # A check failed in the bytes just before the peer left or went silent: the games
+            # diverged, which matters more than how the connection ended.
+            self._on_desync(engine.desync, now_ms)
         else:
             detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
             if ended.by_remote and ended.reason in HANDSHAKE_REASONS and ended.reason != "protocol_error":

@@ -309,6 +309,11 @@ class Connection:
                 self._events.append(ended)
 
     @property
+    def awaiting_hello(self) -> bool:
+        """A host's connection that has not received a valid hello yet (idle, or not a peer)."""
+        return self.phase is Phase.HANDSHAKE and self._step is _Step.AWAIT_HELLO
+
+    @property
     def ended(self) -> Ended | None:
         return self._ended
 
@@ -376,7 +381,7 @@ class Connection:
         rtt = (self._now_ms - pong.token) & _U32
         if rtt > 60_000:
             return  # a token we never sent, or absurdly old: no information
-        if self.phase is Phase.PLAYING and self.rtt_ms is not None:
+        if self.phase is not Phase.HANDSHAKE and self.rtt_ms is not None:
             # Smoothed like TCP's SRTT (RFC 6298, gain 1/8), kept times 8 as Linux does so integer
             # rounding does not stop it short: one late pong must not make the overlay jump or
             # stand as the match's RTT in the JSON result.

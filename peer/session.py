@@ -171,9 +171,9 @@ def check_record_path(path: str) -> bool:
     # The real test is opening it (a read-only mount, /proc, a file we may not write): now, before
     # anyone joins, not once a match has begun. A file it creates stays empty until the match
     # starts, and is removed when no match does (Session._remove_empty_replay).
-    existed = os.path.exists(path)
+    existed = os.path.lexists(path)  # a dangling symlink exists too: its target is what gets made
     try:
-        os.close(os.open(path, os.O_WRONLY | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o644))
     except FileExistsError:
         return False  # created a moment ago by someone else: the writer will tell if it cannot write
     except OSError as exc:
@@ -333,13 +333,17 @@ class Session:
         assert self._listener is not None
         while (stream := self._accept_one()) is not None:
             if len(handshakes) >= MAX_HANDSHAKES:
-                # Make room by dropping the oldest: turning newcomers away would let a few idle
-                # connections keep a real player out for as long as someone keeps them open.
-                oldest = handshakes.pop(0)
-                self.log(
-                    f"refused: {oldest.stream.peer}: too many connections at once, the oldest is dropped"
-                )
-                self._refuse(oldest.stream, "too many connections at once", "handshake_timeout")
+                # Make room by dropping the oldest connection that has not even said hello: turning
+                # every newcomer away would let a few idle connections keep a real player out for
+                # as long as someone keeps them open, and one that is mid-handshake may be that player.
+                idle = next((link for link in handshakes if link.peer.connection.awaiting_hello), None)
+                if idle is None:
+                    self._refuse(stream, "too many players are connecting at once")
+                    continue
+                handshakes.remove(idle)
+                detail = "too many connections at once, and this one had not said hello"
+                self.log(f"refused: {idle.stream.peer}: session_full ({detail})")
+                self._refuse(idle.stream, detail)
             link = _Link(stream, self._new_peer(Role.HOST))
             handshakes.append(link)
             self._poller.add(stream)
@@ -352,9 +356,9 @@ class Session:
             self.log(f"cannot accept a connection: {exc}")
             return None
 
-    def _refuse(self, stream: Stream, detail: str, reason: str = "session_full") -> None:
+    def _refuse(self, stream: Stream, detail: str) -> None:
         conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
-        conn.refuse(reason, detail)
+        conn.refuse("session_full", detail)
         stream.send(conn.data_to_send())
         self._hang_up(stream)
 
@@ -557,6 +561,9 @@ class Session:
         if self._play_started is not None:
             result.seconds = ended[0] - self._play_started[0]
             result.cpu_seconds = ended[1] - self._play_started[1]
+        # Whether a failed write is why we left: decided before the last write and sync, whose own
+        # failure must not be blamed for a quit the player chose.
+        left_for_write = self._write_error is not None and outcome.result == "quit" and not outcome.by_remote
         if self._writer is not None:
             try:
                 self._writer.finish(outcome.result)
@@ -564,10 +571,10 @@ class Session:
             except ReplayWriteError as exc:
                 self._write_error = self._write_error or str(exc)
         if self._write_error is not None:
-            # When the failed write is why we left, it is the whole story (not "you quit").
-            left = outcome.result == "quit" and not outcome.by_remote
             result.detail = (
-                f"left the match: {self._write_error}" if left else f"{result.detail}; {self._write_error}"
+                f"left the match: {self._write_error}"
+                if left_for_write
+                else f"{result.detail}; {self._write_error}"
             )
             result.problem = "usage"
         if outcome.result == "desync" and engine is not None and outcome.desync is not None:

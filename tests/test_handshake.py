@@ -78,6 +78,15 @@ def test_each_side_knows_itself_by_the_name_the_other_side_sees():
     assert "\x1b" not in je.local_name and je.local_name.startswith("J?[2Jé")
 
 
+def test_only_a_host_connection_without_a_valid_hello_counts_as_awaiting_it():
+    """The host may drop these to make room; a player mid-handshake is never among them."""
+    h, j = host(), joiner()
+    assert h.awaiting_hello and not j.awaiting_hello
+    h.receive_data(j.data_to_send(), 1)
+    events_of(h)
+    assert not h.awaiting_hello
+
+
 def test_a_matching_key_establishes():
     got = handshake(host(b"secret"), joiner(b"secret"))
     assert all(isinstance(e[0], Established) for e in got.values())
@@ -294,6 +303,7 @@ def test_the_rtt_during_play_is_smoothed_so_one_late_pong_does_not_stand_as_the_
         assert events_of(h) == []
     assert h.rtt_ms == 40
     now += 1000
+    h.send_goodbye("finished", 100, bytes(8))  # a pong in the linger after our goodbye counts alike
     h.receive_data(encode(Pong(now - 840)), now)
     assert events_of(h) == []
     assert h.rtt_ms == 140  # one eighth of the jump, as TCP's SRTT

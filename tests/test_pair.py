@@ -97,6 +97,21 @@ def test_garbled_bytes_are_a_protocol_error_that_names_no_desync_frame():
     assert host.outcome.desync is None
 
 
+def test_a_failed_check_just_before_the_peer_quits_is_a_desync_not_a_quit():
+    """The divergence is the news, whatever way the connection ends right after it."""
+    from lockstep.engine import chain_bits
+
+    host, joiner = make_pair(RULES, 1, delay_frames=2)
+    run_pair(host, joiner, *bots(), max_ticks=40)
+    engine = host.engine
+    checked = engine.remote_input_end() - engine.delay
+    wrong_bits = chain_bits(engine.chain_at(checked)) ^ 1
+    quit_ = Goodbye("quit", engine.frame, bytes(8), "the other player quit")
+    host.receive_data(encode_input(0, wrong_bits) + encode_message(quit_), 1000)
+    assert host.outcome.result == "desync"
+    assert host.outcome.desync is not None and host.outcome.desync.frame == checked
+
+
 def test_a_joiner_whose_handshake_timed_out_after_ours_completed_is_named_as_such():
     """On a crawling link the joiner's deadline can pass before our welcome reaches it: its
     handshake_timeout is about its side, not a timeout of ours."""
