@@ -234,6 +234,14 @@ class ReplayWriter:
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # EINVAL: a pipe or device, nothing to sync
                 self._fail(exc)
+        # A new file is only durable once its directory entry is: best effort, as some file
+        # systems cannot sync a directory.
+        with contextlib.suppress(OSError):
+            directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
 
     def _fail(self, exc: OSError) -> NoReturn:
         reason = exc.strerror or str(exc)

@@ -223,6 +223,8 @@ def test_help_lists_commands_and_does_not_import_pygame():
         ("host:http", None, None),
         ("1.2.3.4:5:6", None, None),  # a typo, not an IPv6 address: usage, not "cannot resolve"
         ("fe80::1%eth0", ("fe80::1%eth0", 7777), None),  # a link-local address with its interface
+        ("fe80::1%eth0:7777", None, None),  # a port there needs brackets
+        ("[fe80::1%eth0]:7000", ("fe80::1%eth0", 7000), ("fe80::1%eth0", 7000)),
     ],
 )
 def test_addresses_are_parsed_alike_by_join_and_netsim(text, joined, forwarded):

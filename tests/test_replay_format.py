@@ -161,7 +161,7 @@ def test_each_full_chunk_is_on_disk_while_the_game_runs(tmp_path):
     writer.close()  # idempotent
 
 
-def test_finish_syncs_the_file_once_and_chunks_do_not(tmp_path, monkeypatch):
+def test_finish_syncs_the_file_and_its_directory_once_and_chunks_do_not(tmp_path, monkeypatch):
     import replay.writer
 
     synced = []
@@ -173,7 +173,7 @@ def test_finish_syncs_the_file_once_and_chunks_do_not(tmp_path, monkeypatch):
     assert synced == []
     fd = writer._file.fileno()
     writer.finish("finished")
-    assert synced == [fd]
+    assert len(synced) == 2 and synced[0] == fd  # the file, then its directory's entry
 
 
 @pytest.mark.parametrize("err, raises", [(errno.EINVAL, False), (errno.EIO, True)])

@@ -84,8 +84,11 @@ def _split_address(text: str) -> tuple[str, str | None]:
             raise argparse.ArgumentTypeError(f"expected [IPv6]:PORT, not {text!r}")
         return text[1:end], rest[1:] if rest else None
     if text.count(":") > 1:  # a bare IPv6 address (its last group is no port), or a typo
+        address, _, scope = text.partition("%")
         try:
-            ipaddress.IPv6Address(text.split("%", 1)[0])
+            if ":" in scope:  # fe80::1%eth0:7777 wants brackets: [fe80::1%eth0]:7777
+                raise ValueError(scope)
+            ipaddress.IPv6Address(address)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected HOST:PORT (with [...] around an IPv6 host), not {text!r}"
