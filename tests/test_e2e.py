@@ -133,6 +133,33 @@ def test_a_host_under_nohup_keeps_ignoring_sighup_and_plays_on(pong, tmp_path):
     assert '"result": "finished"' in out.splitlines()[-1]
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_terminal_that_goes_away_ends_the_host_cleanly(tmp_path):
+    """Closing the terminal sends SIGHUP and makes every later write fail with EIO: the host
+    stops as if the player quit, without a traceback, exit 0."""
+    import pty
+
+    err = tmp_path / "err.txt"
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the host, on the new terminal, stderr to a file
+        try:
+            os.chdir(tmp_path)
+            os.environ["PYTHONPATH"] = str(ROOT)
+            os.dup2(os.open(err, os.O_WRONLY | os.O_CREAT, 0o644), 2)
+            os.execv(sys.executable, [sys.executable, "-m", "tools", "host", "--port", "0", *BOT, "--json"])
+        finally:
+            os._exit(127)  # never back into pytest
+    seen = b""
+    with contextlib.suppress(OSError):
+        while b"waiting for a player" not in seen:
+            seen += os.read(master, 1024)
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    assert b"waiting for a player" in seen
+    assert os.waitstatus_to_exitcode(status) == 0, err.read_text()
+    assert "Traceback" not in err.read_text()
+
+
 def test_names_and_keys_that_are_not_utf8_still_play_a_match(pong, tmp_path):
     """Bytes typed in a Latin-1 terminal reach Python as surrogates: they must neither crash the
     handshake nor stop the same key from matching on the other side."""
