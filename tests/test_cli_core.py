@@ -267,3 +267,38 @@ def test_json_is_promised_even_for_errors(args, tmp_path):
     out = last_json(result.stdout)
     assert out["ok"] is False and out["exit_code"] == 2 and out["error"]
     assert "Traceback" not in result.stderr
+
+
+def test_held_stop_signals_are_ignored_and_restores_wait_for_the_release():
+    import signal
+
+    from tools import stopping
+
+    def handler(signum, frame):
+        raise AssertionError("not while held")
+
+    before = signal.getsignal(signal.SIGTERM)
+    previous = stopping.install(handler, (signal.SIGTERM,))
+    try:
+        assert signal.getsignal(signal.SIGTERM) is handler
+        stopping.hold()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.raise_signal(signal.SIGTERM)  # ignored: nothing raised, the process lives on
+        stopping.restore(previous)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # put back only on release
+    finally:
+        stopping.release()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_signal_ignored_at_start_stays_ignored():
+    import signal
+
+    from tools import stopping
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does
+    try:
+        assert stopping.install(lambda signum, frame: None, (signal.SIGHUP,)) == {}
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

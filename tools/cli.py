@@ -117,12 +117,10 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
 
 
 def console() -> NoReturn:
-    """The `pong` script: `main`, then exit with its code. Stop signals are held from the moment
-    `main` is done, and dropped here: one arriving during the interpreter's shutdown must neither
-    turn the exit code into 130 nor print a traceback."""
-    code = main(exiting=True)
-    stopping.ignore_all()
-    sys.exit(code)
+    """The `pong` script: `main`, then exit with its code, stop signals ignored from the moment
+    `main` is done: one arriving during the interpreter's shutdown must neither turn the exit code
+    into 130 nor print a traceback."""
+    sys.exit(main(exiting=True))
 
 
 def _failed(args: argparse.Namespace | None, message: str, code: int) -> int:

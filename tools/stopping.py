@@ -1,6 +1,6 @@
 """How `pong` commands are stopped: Ctrl-C, SIGTERM and SIGHUP, and the moment after which nothing
 may stop them any more (the work is done and reported: a late signal must not change the exit code
-or print a traceback)."""
+or print a traceback, even during the interpreter's shutdown)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
 )
 TERMINATION_SIGNALS = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGINT)
 
+# While held: the handlers to put back on release. Ignoring (rather than blocking, which only the
+# calling thread would do) holds whatever thread the kernel picks, pygame's included.
+_held: dict[int, Any] | None = None
+
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()  # only it may handle signals
@@ -34,23 +38,24 @@ def install(handler: Handler, signals: tuple[signal.Signals, ...] = STOP_SIGNALS
 
 
 def restore(previous: dict[int, Any]) -> None:
+    """Put back what `install` replaced (while held: once released)."""
     for sig, handler in previous.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        handler = handler if handler is not None else signal.SIG_DFL
+        if _held is not None:
+            _held[sig] = handler
+        else:
+            signal.signal(sig, handler)
 
 
 def hold() -> None:
-    """From here on no stop signal is delivered (they wait, blocked) until `release`."""
-    if hasattr(signal, "pthread_sigmask") and _main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    """From here on stop signals are ignored, until `release`."""
+    global _held
+    if _held is None and _main_thread():
+        _held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
 
 
 def release() -> None:
-    if hasattr(signal, "pthread_sigmask") and _main_thread():
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def ignore_all() -> None:
-    """For the last steps of the process: signals held until now are dropped, none come after."""
-    if _main_thread():
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
+    global _held
+    if _held is not None:
+        held, _held = _held, None
+        restore(held)
