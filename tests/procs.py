@@ -101,9 +101,10 @@ class Pong:
     def close(self) -> None:
         """Kill the process and everything it started (such as selfplay's host and joiner) if still
         running, reap it and release its pipes. Safe to call at any time, any number of times."""
-        if self.process.returncode is None:  # not reaped yet, so its pid (the group's id) is still ours
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+        # Even once it is reaped: what it started may live on in its group, and Linux never hands
+        # out a pid that is still a group's id, so the group can only be its own.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         self.process.wait()
         self._reader.join(timeout=10)
         for pipe in (self.process.stdout, self.process.stderr):

@@ -1,3 +1,3 @@
-from tools.cli import console
+from tools.entry import console
 
 console()

@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import NoReturn
 
 from tools import exitcodes, stopping
@@ -79,18 +78,15 @@ def _version() -> str:
     )
 
 
-def _interrupted(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
-    """Run one command; `exiting` when the process ends right after (the `pong` script)."""
+    """Run one command; `exiting` when the process ends right after (the `pong` script, see
+    tools/entry.py): then stop signals stay ignored from the moment the command is done."""
     prepare_streams()
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     # `timeout`, `kill` and a closed terminal end a command the way Ctrl-C does: through its
     # clean-up (selfplay and bench stop their two processes, temporary files go away).
     # host/join put their own handlers over these while they play.
-    previous = stopping.install(_interrupted, stopping.TERMINATION_SIGNALS)
+    previous = stopping.install(stopping.interrupt, stopping.TERMINATION_SIGNALS)
     args: argparse.Namespace | None = None
     code: int | None = None
     try:
@@ -98,8 +94,10 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
         code = int(args.run(args))
         stopping.hold()
     except CommandError as exc:
+        stopping.hold()  # the last words must not be cut by a signal either
         return _failed(args, str(exc), exc.code)
     except KeyboardInterrupt:
+        stopping.hold()
         if code is not None:
             return code  # the work was done and reported: a late Ctrl-C changes nothing
         return _failed(args, "interrupted", exitcodes.INTERRUPTED)
@@ -114,13 +112,6 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
         if not exiting:
             stopping.release()
     return code
-
-
-def console() -> NoReturn:
-    """The `pong` script: `main`, then exit with its code, stop signals ignored from the moment
-    `main` is done: one arriving during the interpreter's shutdown must neither turn the exit code
-    into 130 nor print a traceback."""
-    sys.exit(main(exiting=True))
 
 
 def _failed(args: argparse.Namespace | None, message: str, code: int) -> int:

@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from tools import stopping
+
 
 def prepare_streams() -> None:
     """Text that is not valid UTF-8 (a file name, a --name from a Latin-1 terminal) is printed
@@ -36,7 +38,11 @@ def say(line: str, file: TextIO | None = None) -> None:
 
 
 def report(summary: str, fields: dict[str, Any], as_json: bool, failed: bool = False) -> None:
-    """Print the human summary (on stderr when `failed`), then with --json one JSON object, last on stdout."""
+    """Print the human summary (on stderr when `failed`), then with --json one JSON object, last on stdout.
+
+    The work is done: from here on stop signals are ignored, so a late Ctrl-C can neither cut the
+    result short nor turn it into "interrupted" (tools/stopping.py)."""
+    stopping.hold()
     say(summary, sys.stderr if failed else sys.stdout)
     if as_json:
         say(json.dumps(fields, sort_keys=True))

@@ -23,6 +23,11 @@ TERMINATION_SIGNALS = tuple(sig for sig in STOP_SIGNALS if sig != signal.SIGINT)
 _held: dict[int, Any] | None = None
 
 
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM and SIGHUP handled like Ctrl-C: through the command's clean-up."""
+    raise KeyboardInterrupt
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()  # only it may handle signals
 
