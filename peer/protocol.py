@@ -275,7 +275,9 @@ class Connection:
             return
         if now_ms - self._last_received_ms > self.timeouts.silence_ms:
             detail = f"nothing heard from the peer for {self.timeouts.silence_ms} ms"
-            self._send(Goodbye("peer_timeout", 0, bytes(8), detail))
+            # Worded for the peer, which shows it as the reason (its own timeout may differ).
+            heard = f"the other player heard nothing from you for {self.timeouts.silence_ms} ms"
+            self._send(Goodbye("peer_timeout", 0, bytes(8), heard))
             self._end(Ended("peer_timeout", detail, by_remote=False))
             return
         if now_ms - self._last_ping_ms >= self.timeouts.ping_interval_ms:
@@ -309,9 +311,9 @@ class Connection:
                 self._events.append(ended)
 
     @property
-    def awaiting_hello(self) -> bool:
-        """A host's connection that has not received a valid hello yet (idle, or not a peer)."""
-        return self.phase is Phase.HANDSHAKE and self._step is _Step.AWAIT_HELLO
+    def last_heard_ms(self) -> int:
+        """When the peer last sent anything (when the connection began, if it never did)."""
+        return self._last_received_ms
 
     @property
     def ended(self) -> Ended | None:

@@ -40,7 +40,7 @@ TICK_MS = 1000 / TICKS_PER_SECOND
 MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
 SHOW_EVERY_MS = 15
 ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
-MAX_HANDSHAKES = 8  # concurrent handshakes while the host waits for a real player
+MAX_HANDSHAKES = 32  # concurrent handshakes while the host waits for a real player
 HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 CONNECT_TIMEOUT_MS = 5000
 
@@ -333,17 +333,15 @@ class Session:
         assert self._listener is not None
         while (stream := self._accept_one()) is not None:
             if len(handshakes) >= MAX_HANDSHAKES:
-                # Make room by dropping the oldest connection that has not even said hello: turning
-                # every newcomer away would let a few idle connections keep a real player out for
-                # as long as someone keeps them open, and one that is mid-handshake may be that player.
-                idle = next((link for link in handshakes if link.peer.connection.awaiting_hello), None)
-                if idle is None:
-                    self._refuse(stream, "too many players are connecting at once")
-                    continue
-                handshakes.remove(idle)
-                detail = "too many connections at once, and this one had not said hello"
-                self.log(f"refused: {idle.stream.peer}: session_full ({detail})")
-                self._refuse(idle.stream, detail)
+                # Make room by dropping the connection silent the longest: turning newcomers away
+                # would let a few idle (or hello-and-stall) connections keep a real player out for
+                # as long as someone keeps them open, while a real player mid-handshake answers
+                # every message at once and is never the most silent.
+                silent = min(handshakes, key=lambda link: link.peer.connection.last_heard_ms)
+                handshakes.remove(silent)
+                detail = "too many connections at once, and this one was the most silent"
+                self.log(f"refused: {silent.stream.peer}: session_full ({detail})")
+                self._refuse(silent.stream, detail)
             link = _Link(stream, self._new_peer(Role.HOST))
             handshakes.append(link)
             self._poller.add(stream)

@@ -17,11 +17,16 @@ import time
 
 import pytest
 
+from lockstep.game import Game
+from lockstep.rules import Rules
+from lockstep.script import random_inputs
 from peer.messages import PROTOCOL_VERSION, Decoder, Refuse
+from peer.protocol import Connection, JoinerConfig, Role
 from peer.session import MAX_HANDSHAKES
 from replay.format import ReplayError
 from replay.reader import read_replay
 from replay.verify import verify_replay
+from replay.writer import ReplayWriter
 from tests.procs import ROOT
 from tools.netsim import Impairment, NetSim
 
@@ -107,6 +112,32 @@ def test_a_ctrl_c_right_after_the_result_changes_nothing(pong, tmp_path):
     (hc, hr), (jc, _) = h.finish(), j.finish()
     assert hc == jc == 0 and hr["result"] == "finished"
     assert "Traceback" not in h.stderr and "KeyboardInterrupt" not in h.stderr
+
+
+@pytest.mark.parametrize(
+    "args, summary",
+    [
+        (("synctest", "--frames", "2000", "--json"), "synctest ok"),
+        (("selfplay", "--points", "1", "--json"), "selfplay ok"),
+        (("replay", "verify", "{replay}", "--json"), "replay ok"),
+    ],
+    ids=["synctest", "selfplay", "replay-verify"],
+)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_once_the_summary_is_out_changes_nothing(pong, tmp_path, args, summary, sig):
+    """From the summary on, the command is done: the exit stays 0 and its JSON stays the last line."""
+    replay = tmp_path / "m.replay"
+    with ReplayWriter(str(replay), Rules(points_to_win=1), 1, 2, ("a", "b"), 0) as writer:
+        game = Game(Rules(points_to_win=1), 1)
+        for frame_input in random_inputs(1, 600):
+            writer.add_frame(frame_input, game.advance(frame_input))
+        writer.finish("finished")
+    proc = pong(*[arg.format(replay=replay) for arg in args])
+    proc.wait_line(summary)
+    proc.process.send_signal(sig)
+    code, result = proc.finish()
+    assert code == 0 and result is not None and result.get("ok", True) is True, proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted" not in proc.stderr
 
 
 def test_a_host_under_nohup_keeps_ignoring_sighup_and_plays_on(pong, tmp_path):
@@ -268,21 +299,24 @@ def refusal(port, payload):
     return message
 
 
-def test_junk_http_and_idle_connections_are_refused_and_a_real_player_still_plays(pong):
+@pytest.mark.parametrize("hello", [False, True], ids=["silent", "hello-and-stall"])
+def test_junk_http_and_idle_connections_are_refused_and_a_real_player_still_plays(pong, hello):
     h = host(pong, "--fast", "--points", "1")
     port = h.port()
-    # Idle connections say nothing: however many (more than the host handshakes with at once),
-    # they must not keep the real player out.
+    # Idle connections say nothing, others say hello and stall: however many (more than the host
+    # handshakes with at once), they must not keep the real player out.
     with contextlib.ExitStack() as idle:
         for _ in range(2 * MAX_HANDSHAKES + 1):
-            idle.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            sock = idle.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            if hello:
+                sock.sendall(Connection(Role.JOINER, 0, bytes(16), joiner=JoinerConfig()).data_to_send())
         for junk in (b"\xde\xad\xbe\xef" * 8, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"):
             assert refusal(port, junk).reason == "protocol_error"
         j = join(pong, port, "--fast")
         (hc, hr), (jc, _) = h.finish(), j.finish()
     assert hc == jc == 0 and hr["result"] == "finished"
     assert sum(line.startswith("refused: ") and "protocol_error" in line for line in h.lines) >= 2
-    assert sum("this one had not said hello" in line for line in h.lines) >= MAX_HANDSHAKES
+    assert sum("this one was the most silent" in line for line in h.lines) >= MAX_HANDSHAKES
 
 
 def test_a_wrong_key_is_refused_and_the_host_keeps_waiting_for_the_right_one(pong):

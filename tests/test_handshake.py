@@ -78,13 +78,12 @@ def test_each_side_knows_itself_by_the_name_the_other_side_sees():
     assert "\x1b" not in je.local_name and je.local_name.startswith("J?[2Jé")
 
 
-def test_only_a_host_connection_without_a_valid_hello_counts_as_awaiting_it():
-    """The host may drop these to make room; a player mid-handshake is never among them."""
-    h, j = host(), joiner()
-    assert h.awaiting_hello and not j.awaiting_hello
-    h.receive_data(j.data_to_send(), 1)
-    events_of(h)
-    assert not h.awaiting_hello
+def test_a_connection_knows_when_it_last_heard_from_the_peer():
+    """The host drops the most silent handshake to make room: silence counts from the start."""
+    h, j = host(now=100), joiner()
+    assert h.last_heard_ms == 100
+    h.receive_data(j.data_to_send(), 250)
+    assert h.last_heard_ms == 250
 
 
 def test_a_matching_key_establishes():
@@ -277,6 +276,21 @@ def test_a_peer_that_hangs_up_during_the_handshake_is_gone_not_misbehaving(side)
     end = only_end(events_of(conn))
     assert (end.reason, end.by_remote) == ("peer_timeout", True)
     assert end.detail == "the peer closed the connection during the handshake"
+
+
+def test_a_silence_timeout_says_why_in_words_for_the_peer():
+    """The peer shows the goodbye's detail as its reason: its own timeout may be another."""
+    from peer.messages import Goodbye
+
+    h, j = host(), joiner()
+    handshake(h, j)
+    h.data_to_send()
+    h.tick(60_000)
+    (ended,) = events_of(h)
+    assert ended.detail == "nothing heard from the peer for 5000 ms"
+    goodbye = _decode_one(h.data_to_send())
+    assert isinstance(goodbye, Goodbye) and goodbye.reason == "peer_timeout"
+    assert goodbye.detail == "the other player heard nothing from you for 5000 ms"
 
 
 def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
