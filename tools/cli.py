@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
         return exitcodes.OK
     finally:
         if exiting:
-            stopping.hold()  # until the process ends: see console()
+            stopping.hold()  # until the process ends (tools/entry.py)
         stopping.restore(previous)
         if not exiting:
             stopping.release()
