@@ -41,6 +41,7 @@ MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
 SHOW_EVERY_MS = 15
 ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
 MAX_HANDSHAKES = 32  # concurrent handshakes while the host waits for a real player
+STALE_HANDSHAKE_MS = 1000  # silence that no real player mid-handshake keeps (far above a round trip)
 HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 CONNECT_TIMEOUT_MS = 5000
 
@@ -333,11 +334,20 @@ class Session:
         assert self._listener is not None
         while (stream := self._accept_one()) is not None:
             if len(handshakes) >= MAX_HANDSHAKES:
-                # Make room by dropping the connection silent the longest: turning newcomers away
-                # would let a few idle (or hello-and-stall) connections keep a real player out for
-                # as long as someone keeps them open, while a real player mid-handshake answers
-                # every message at once and is never the most silent.
-                silent = min(handshakes, key=lambda link: link.peer.connection.last_heard_ms)
+                # Make room by dropping the most silent connection that has said nothing at all, or
+                # nothing for STALE_HANDSHAKE_MS: turning every newcomer away would let a few idle
+                # or hello-and-stall connections keep a real player out for as long as someone
+                # keeps them open, while a player mid-handshake answers within a round trip.
+                stale = [
+                    link
+                    for link in handshakes
+                    if link.peer.connection.bytes_received == 0
+                    or now - link.peer.connection.last_heard_ms >= STALE_HANDSHAKE_MS
+                ]
+                if not stale:
+                    self._refuse(stream, "too many players are connecting at once")
+                    continue
+                silent = min(stale, key=lambda link: link.peer.connection.last_heard_ms)
                 handshakes.remove(silent)
                 detail = "too many connections at once, and this one was the most silent"
                 self.log(f"refused: {silent.stream.peer}: session_full ({detail})")

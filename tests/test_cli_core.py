@@ -119,7 +119,7 @@ def test_a_match_interrupted_while_waiting_leaves_no_process_behind(monkeypatch,
         spawned.append(real_spawn(argv))
         return spawned[-1]
 
-    def interrupted(host, joiner, deadline):
+    def interrupted(host, joiner, deadline, stop):
         raise KeyboardInterrupt  # Ctrl-C while waiting for the match to end
 
     monkeypatch.setattr(procmatch, "_spawn", spawn)
@@ -140,7 +140,7 @@ def test_a_chatty_child_is_read_while_it_runs_and_never_blocks_on_a_full_pipe():
     child = procmatch._Child([sys.executable, "-c", chatty])
     try:
         assert child.process.wait(timeout=30) == 0
-        run = child.finish(deadline=None)
+        run = child.finish(None, procmatch._StopRequest())
     finally:
         child.stop()
     assert run.lines == ["done"] and len(run.stderr) == 300_000
@@ -302,3 +302,43 @@ def test_a_signal_ignored_at_start_stays_ignored():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_ctrl_c_while_the_result_is_printed_changes_nothing(capsys, monkeypatch):
+    """Deterministic twin of the end-to-end test: the signal lands inside the report itself."""
+    import signal
+
+    from tools import output
+
+    real_say = output.say
+    calls = []
+
+    def say_with_ctrl_c(line, file=None):
+        calls.append(line)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C as the summary goes out
+        real_say(line, file)
+
+    monkeypatch.setattr(output, "say", say_with_ctrl_c)
+    assert main(["synctest", "--frames", "100", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("synctest ok") and last_json("\n".join(out))["ok"] is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # released for the caller
+
+
+def test_a_release_from_another_thread_leaves_the_main_threads_hold_alone():
+    import signal
+    import threading
+
+    from tools import stopping
+
+    before = signal.getsignal(signal.SIGINT)
+    stopping.hold()
+    try:
+        worker = threading.Thread(target=stopping.release)
+        worker.start()
+        worker.join()
+        assert stopping.held() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        stopping.release()
+    assert not stopping.held() and signal.getsignal(signal.SIGINT) == before

@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
     json_errors = False
 
     def error(self, message: str) -> NoReturn:
+        stopping.hold()  # its last words, like a result's, are not cut by a signal
         self.print_usage(sys.stderr)
         say(f"{self.prog}: error: {message}", sys.stderr)
         if _Parser.json_errors:
@@ -86,10 +87,12 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
     # `timeout`, `kill` and a closed terminal end a command the way Ctrl-C does: through its
     # clean-up (selfplay and bench stop their two processes, temporary files go away).
     # host/join put their own handlers over these while they play.
-    previous = stopping.install(stopping.interrupt, stopping.TERMINATION_SIGNALS)
+    outer_hold = stopping.held()  # a caller's hold is the caller's to release
+    previous: dict[int, object] = {}
     args: argparse.Namespace | None = None
     code: int | None = None
     try:
+        previous = stopping.install(stopping.interrupt, stopping.TERMINATION_SIGNALS)
         args = build_parser().parse_args(argv)  # imports the commands: Ctrl-C may land here too
         code = int(args.run(args))
         stopping.hold()
@@ -109,7 +112,7 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
         if exiting:
             stopping.hold()  # until the process ends (tools/entry.py)
         stopping.restore(previous)
-        if not exiting:
+        if not exiting and not outer_hold:
             stopping.release()
     return code
 

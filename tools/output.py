@@ -41,7 +41,8 @@ def report(summary: str, fields: dict[str, Any], as_json: bool, failed: bool = F
     """Print the human summary (on stderr when `failed`), then with --json one JSON object, last on stdout.
 
     The work is done: from here on stop signals are ignored, so a late Ctrl-C can neither cut the
-    result short nor turn it into "interrupted" (tools/stopping.py)."""
+    result short nor turn it into "interrupted" (tools/stopping.py; `tools.cli.main` releases the
+    hold when it returns to an in-process caller, who otherwise calls `stopping.release()`)."""
     stopping.hold()
     say(summary, sys.stderr if failed else sys.stdout)
     if as_json:

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import IO, Any
 
-from tools import exitcodes
+from tools import exitcodes, stopping
 from tools.exitcodes import CommandError
 
 START_TIMEOUT_S = 15
@@ -86,15 +87,19 @@ class _Child:
     def poll(self) -> int | None:
         return self.process.poll()
 
-    def finish(self, deadline: float | None) -> PeerRun:
-        timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+    def finish(self, deadline: float | None, stop: _StopRequest) -> PeerRun:
+        if deadline is not None:
+            deadline = max(deadline, time.monotonic() + 1.0)
         note = ""
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            note = "killed: the match did not end in time. "
+        while self.poll() is None:
+            stop.check()
+            if deadline is not None and time.monotonic() >= deadline:
+                self.process.kill()
+                note = "killed: the match did not end in time. "
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=POLL_S)
+        self._reap()
         for reader in self._readers:
             reader.join(timeout=5)
         result = None
@@ -107,9 +112,29 @@ class _Child:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait()
+        self._reap()
+
+    def _reap(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # never an untimed wait: see _StopRequest
+            self.process.wait(timeout=STOP_GRACE_S)
         for reader in self._readers:
             reader.join(timeout=5)
+
+
+class _StopRequest:
+    """Ctrl-C, SIGTERM or SIGHUP while a match runs only set a flag, checked at safe points: a
+    KeyboardInterrupt raised inside `Popen.wait` can leave its lock taken, and the clean-up's own
+    wait would then block forever."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 def _stop_all(children: list[_Child]) -> None:
@@ -131,14 +156,15 @@ def _spawn(argv: list[str]) -> _Child:
     return _Child([sys.executable, "-m", "tools", *argv])
 
 
-def _wait_for_port(host: _Child) -> int:
+def _wait_for_port(host: _Child, stop: _StopRequest) -> int:
     """Read the host's stdout until it says where it listens (its first line)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while (left := deadline - time.monotonic()) > 0:
+        stop.check()
         try:
-            line = host.line_queue.get(timeout=left)
+            line = host.line_queue.get(timeout=min(left, POLL_S))
         except queue.Empty:
-            break
+            continue
         if line is None:  # the host ended before listening
             break
         if line.startswith(WAITING_PREFIX):
@@ -150,8 +176,9 @@ def _wait_for_port(host: _Child) -> int:
     )
 
 
-def _wait_for_either(a: _Child, b: _Child, deadline: float | None) -> None:
+def _wait_for_either(a: _Child, b: _Child, deadline: float | None, stop: _StopRequest) -> None:
     while a.poll() is None and b.poll() is None:
+        stop.check()
         if deadline is not None and time.monotonic() >= deadline:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -178,20 +205,23 @@ def run_match(
     started = time.monotonic()
     host: _Child | None = None
     joiner: _Child | None = None
+    stop = _StopRequest()
+    previous = stopping.install(stop)
     try:
         host = _spawn(["host", "--port", "0", *host_args])
-        port = _wait_for_port(host)
+        port = _wait_for_port(host, stop)
         with via(port) as join_port:
             joiner = _spawn(["join", f"127.0.0.1:{join_port}", *join_args])
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            _wait_for_either(host, joiner, deadline)
+            _wait_for_either(host, joiner, deadline, stop)
             # One side has ended; the other ends by itself within its timeouts, or never (a host
             # whose joiner died before the handshake waits forever): it gets a grace period.
             grace = time.monotonic() + grace_s
-            host_run = host.finish(grace if host.poll() is None else deadline)
-            joiner_run = joiner.finish(grace if joiner.poll() is None else deadline)
+            host_run = host.finish(grace if host.poll() is None else deadline, stop)
+            joiner_run = joiner.finish(grace if joiner.poll() is None else deadline, stop)
     finally:
         # On any way out (an error, Ctrl-C or SIGTERM while waiting), neither process outlives
         # the match, and each gets the chance to finish its replay.
         _stop_all([child for child in (host, joiner) if child is not None])
+        stopping.restore(previous)
     return MatchRun(host_run, joiner_run, time.monotonic() - started)

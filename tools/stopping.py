@@ -34,16 +34,28 @@ def _main_thread() -> bool:
 
 def install(handler: Handler, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> dict[int, Any]:
     """Put `handler` on each of `signals` that is not ignored already (`nohup` ignores SIGHUP, a
-    background job SIGINT: that choice stays); returns what `restore` puts back."""
+    background job SIGINT: that choice stays); returns what `restore` puts back.
+
+    Swapping a handler runs any Python handler still pending, which may raise KeyboardInterrupt
+    half-way: what was swapped by then is put back before it goes on."""
+    previous: dict[int, Any] = {}
     if not _main_thread():
-        return {}
-    return {
-        sig: signal.signal(sig, handler) for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN
-    }
+        return previous
+    try:
+        for sig in signals:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, handler)
+    except BaseException:
+        restore(previous)
+        raise
+    return previous
 
 
 def restore(previous: dict[int, Any]) -> None:
     """Put back what `install` replaced (while held: once released)."""
+    if not _main_thread():
+        return
     for sig, handler in previous.items():
         handler = handler if handler is not None else signal.SIG_DFL
         if _held is not None:
@@ -52,15 +64,27 @@ def restore(previous: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
+def held() -> bool:
+    return _held is not None
+
+
 def hold() -> None:
-    """From here on stop signals are ignored, until `release`."""
+    """From here on stop signals are ignored, until `release`. Each previous handler is recorded
+    before it is swapped, so an interruption half-way leaves a hold that `release` undoes."""
     global _held
-    if _held is None and _main_thread():
-        _held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    if not _main_thread():
+        return
+    if _held is None:
+        _held = {}
+    for sig in STOP_SIGNALS:  # again after an interruption: it completes the hold
+        if sig not in _held:
+            _held[sig] = signal.getsignal(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def release() -> None:
     global _held
-    if _held is not None:
-        held, _held = _held, None
-        restore(held)
+    if _held is None or not _main_thread():
+        return
+    held_handlers, _held = _held, None
+    restore(held_handlers)
