@@ -100,8 +100,6 @@ class _Child:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=POLL_S)
         self._reap()
-        for reader in self._readers:
-            reader.join(timeout=5)
         result = None
         if self.lines and self.lines[-1].startswith("{"):
             with contextlib.suppress(ValueError):
