@@ -6,7 +6,7 @@ import argparse
 import os
 import re
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lockstep.bots import BOT_NAMES
 from lockstep.engine import MAX_DELAY_FRAMES
@@ -112,6 +112,18 @@ def _key(args: argparse.Namespace) -> bytes | None:
     return os.fsencode(text)  # the bytes typed, even when they are not UTF-8
 
 
+def _common_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The session options of the arguments `_common` adds, alike for host and join."""
+    return {
+        "key": _key(args),
+        "record": args.record,
+        "fast": args.fast,
+        "name": args.name,
+        "debug_desync_at": args.debug_desync_at,
+        "timeouts": Timeouts(silence_ms=args.timeout * 1000),
+    }
+
+
 def run_host(args: argparse.Namespace) -> int:
     rules = Rules(points_to_win=args.points, frame_limit=args.frames or 0)
     options = SessionOptions(
@@ -119,32 +131,16 @@ def run_host(args: argparse.Namespace) -> int:
         host=args.bind,
         port=args.port,
         delay_frames=args.delay,
-        key=_key(args),
         seed=args.seed,
         rules=rules,
-        record=args.record,
-        fast=args.fast,
-        name=args.name,
-        debug_desync_at=args.debug_desync_at,
-        timeouts=Timeouts(silence_ms=args.timeout * 1000),
+        **_common_options(args),
     )
     return _play(options, args)
 
 
 def run_join(args: argparse.Namespace) -> int:
     host, port_number = args.address
-    options = SessionOptions(
-        Role.JOINER,
-        host=host,
-        port=port_number,
-        key=_key(args),
-        record=args.record,
-        fast=args.fast,
-        name=args.name,
-        debug_desync_at=args.debug_desync_at,
-        timeouts=Timeouts(silence_ms=args.timeout * 1000),
-    )
-    return _play(options, args)
+    return _play(SessionOptions(Role.JOINER, host=host, port=port_number, **_common_options(args)), args)
 
 
 def _play(options: SessionOptions, args: argparse.Namespace) -> int:
