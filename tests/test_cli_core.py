@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -189,6 +190,8 @@ def test_version_names_the_versions_that_decide_who_can_play_with_whom():
     result = run_pong("--version")
     assert result.returncode == 0 and f"SIM_VERSION {SIM_VERSION}" in result.stdout
     assert "protocol " in result.stdout and "replay format " in result.stdout
+    # pyproject.toml installs pygame or pygame-ce by Python version; --version says which.
+    assert re.search(r"; pygame(-ce)? \d+\.\d+", result.stdout), result.stdout
 
 
 @pytest.mark.parametrize("text, value", [("auto", None), ("AUTO", None), (" Auto ", None), ("3", 3)])

@@ -75,8 +75,19 @@ def _version() -> str:
         package = "(not installed)"
     return (
         f"pong {package}: SIM_VERSION {SIM_VERSION}, protocol {PROTOCOL_VERSION}, "
-        f"replay format {FORMAT_VERSION}"
+        f"replay format {FORMAT_VERSION}; {_pygame_distribution()}"
     )
+
+
+def _pygame_distribution() -> str:
+    """Which of pygame and pygame-ce provides `import pygame` here (pyproject.toml picks one by
+    Python version), read from the installed metadata so that --version stays quick."""
+    for name in ("pygame-ce", "pygame"):
+        try:
+            return f"{name} {importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "pygame not installed"
 
 
 def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
