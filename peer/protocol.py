@@ -167,6 +167,7 @@ class Connection:
         self._goodbye_sent: str | None = None
         self._started_ms = now_ms
         self._last_received_ms = now_ms
+        self._last_progress_ms = now_ms
         self._last_ping_ms = now_ms
         self._now_ms = now_ms
         self._challenge_sent_ms = 0
@@ -254,6 +255,7 @@ class Connection:
                 message = self._decoder.next_message()
                 if message is None:
                     break
+                self._last_progress_ms = self._now_ms
                 self._handle(message)
             except RemoteProtocolError as exc:
                 self._fail(exc)
@@ -314,6 +316,12 @@ class Connection:
     def last_heard_ms(self) -> int:
         """When the peer last sent anything (when the connection began, if it never did)."""
         return self._last_received_ms
+
+    @property
+    def last_progress_ms(self) -> int:
+        """When the peer's last complete message arrived (when the connection began, if none did):
+        a trickle of bytes that never completes a message is no progress."""
+        return self._last_progress_ms
 
     @property
     def ended(self) -> Ended | None:
