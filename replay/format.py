@@ -60,7 +60,7 @@ MAX_CHUNK_FRAMES = 4096
 MAX_NAME_BYTES = 255
 MAX_REASON_BYTES = 64
 MAX_HEADER_DELAY = 0xFFFF  # what the header's 16-bit delay field holds (the engine allows far less)
-MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; refuse bigger files instead of eating memory
+MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; nothing bigger is a replay
 VALID_INPUT_MAX = 0x0F  # the four bits lockstep.inputs uses
 
 
@@ -92,6 +92,10 @@ class ReplayError(Exception):
 
 class ReplayCorruptError(ReplayError):
     """A byte of the file is wrong (a CRC or check byte does not match, a field is impossible)."""
+
+
+class ReplayTooLongError(ReplayError):
+    """A replay holding more frames than the caller asked to read into memory."""
 
 
 class ReplayVersionError(ReplayError):

@@ -5,14 +5,23 @@ traceback's worth): corruption names the chunk and byte offset (`ReplayCorruptEr
 format version or `SIM_VERSION` names both versions (`ReplayVersionError`). A file cut short by a
 crash is not an error: it yields every complete chunk, `truncated=True` and a warning saying where
 it ends.
+
+Files are read as a stream: `open_replay(path)` gives a `ReplayReader` that checks the header and
+then yields one chunk at a time, in memory bounded by a record, so a caller that needs only a pass
+over the chunks (verify, info) costs the same on a crafted gigabyte as on a minute of play, and may
+stop at the first chunk that answers its question. `read_replay` collects a whole file (`max_frames`
+bounds what it will hold).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from lockstep.chain import CHAIN_SIZE
 from lockstep.rules import SIM_VERSION, TICKS_PER_SECOND, Rules, RulesError, split_rules_id
@@ -33,16 +42,21 @@ from replay.format import (
     VALID_INPUT_MAX,
     ReplayCorruptError,
     ReplayError,
+    ReplayTooLongError,
     ReplayVersionError,
     check_byte,
 )
 
 __all__ = [
     "Footer",
+    "Header",
     "Replay",
     "ReplayCorruptError",
     "ReplayError",
+    "ReplayReader",
+    "ReplayTooLongError",
     "ReplayVersionError",
+    "open_replay",
     "parse_replay",
     "read_replay",
 ]
@@ -96,138 +110,230 @@ class Replay:
         return self.checkpoints[-1][1] if self.checkpoints else None
 
 
-def read_replay(path: str | os.PathLike[str]) -> Replay:
-    """Read and check a replay file (see the module docstring); raises `ReplayError`."""
+@dataclass(frozen=True)
+class Header:
+    """The header fields of a replay, as read."""
+
+    format_version: int
+    sim_version: int
+    rules: Rules
+    seed: int
+    input_delay: int
+    names: tuple[str, str]
+    created_unix: int
+    chunk_frames: int
+    header_bytes: int
+
+
+class ReplayReader:
+    """A replay read record by record: memory stays bounded by one record (at most 64 KiB) whatever
+    the file's size, and a caller may stop at any chunk without reading the rest.
+
+    The header is read and checked on construction; `chunks()` then yields every chunk's inputs and
+    recorded chain in order and raises `ReplayError` at the first bad record. Once it is exhausted,
+    `footer`, `truncated`, `warnings` and `size_bytes` describe the whole file.
+    """
+
+    def __init__(self, file: BinaryIO, name: str) -> None:
+        self._file = file
+        self.name = name
+        head = self._read(PREFIX_END)
+        if len(head) == PREFIX_END and head.startswith(MAGIC):
+            version, body_length, check = PREFIX.unpack_from(head, len(MAGIC))
+            if check == check_byte(head[len(MAGIC) : PREFIX_END - 1]) and version == FORMAT_VERSION:
+                head += self._read(body_length + CRC.size)
+        self.header = _parse_header(head, name)
+        self.footer: Footer | None = None
+        self.truncated = False
+        self.warnings: list[str] = []
+        self.frames = 0
+        self.chunk_count = 0
+        self.size_bytes = len(head)  # bytes read so far: the file's size once `chunks()` is done
+        self._started = False
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._file.read(size)
+        except OSError as exc:
+            raise ReplayError(f"cannot read replay {self.name}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ReplayReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def chunks(self) -> Iterator[tuple[bytes, bytes]]:
+        """(inputs, chain after the chunk's last frame) of every intact chunk, in order; once only."""
+        if self._started:
+            raise RuntimeError("ReplayReader.chunks() reads the file once")
+        self._started = True
+        name = self.name
+        head_size = RECORD_HEAD.size
+        while True:
+            pos = self.size_bytes
+            chunk = self.chunk_count
+            head = self._read(head_size)
+            if not head:
+                break
+            if self.footer is not None:
+                try:
+                    end = self._file.seek(0, os.SEEK_END)
+                except OSError:
+                    end = pos + len(head)
+                raise ReplayCorruptError(
+                    f"{name}: {max(end, pos + len(head)) - pos} unexpected bytes after the footer, at "
+                    f"byte offset {pos}",
+                    offset=pos,
+                )
+            if len(head) < head_size:
+                self._cut(pos, len(head))
+                return
+            tag, length, check = RECORD_HEAD.unpack(head)
+            if check != check_byte(head[:3]):
+                raise ReplayCorruptError(
+                    f"{name}: chunk {chunk} at byte offset {pos} is corrupted: bad record header",
+                    offset=pos,
+                    chunk=chunk,
+                )
+            rest = self._read(length + CRC.size)
+            if len(rest) < length + CRC.size:
+                self._cut(pos, head_size + len(rest))
+                return
+            self.size_bytes = pos + head_size + len(rest)
+            payload = rest[:length]
+            (crc,) = CRC.unpack_from(rest, length)
+            if crc != zlib.crc32(payload, zlib.crc32(head)):
+                end = pos + head_size + length
+                what = "the footer" if tag == TAG_END else f"chunk {chunk}"
+                raise ReplayCorruptError(
+                    f"{name}: {what} at byte offset {pos} is corrupted: CRC mismatch over bytes "
+                    f"{pos}..{end + CRC.size - 1}",
+                    offset=pos,
+                    chunk=chunk,
+                )
+            if tag == TAG_CHUNK:
+                count = length - CHAIN_SIZE
+                if not 1 <= count <= MAX_CHUNK_FRAMES:
+                    raise ReplayCorruptError(
+                        f"{name}: chunk {chunk} at byte offset {pos} claims {count} frames",
+                        offset=pos,
+                        chunk=chunk,
+                    )
+                inputs = payload[:count]
+                if max(inputs) > VALID_INPUT_MAX:
+                    bad = next(i for i, b in enumerate(inputs) if b > VALID_INPUT_MAX)
+                    at = pos + head_size + bad
+                    raise ReplayCorruptError(
+                        f"{name}: chunk {chunk} holds an impossible input byte 0x{inputs[bad]:02x} "
+                        f"at byte offset {at}",
+                        offset=at,
+                        chunk=chunk,
+                    )
+                self.frames += count
+                self.chunk_count += 1
+                yield inputs, payload[count:]
+            elif tag == TAG_END:
+                self.footer = _parse_footer(payload, pos + head_size, self.frames, name)
+            else:
+                raise ReplayCorruptError(
+                    f"{name}: unknown record type 0x{tag:02x} at byte offset {pos} (chunk {chunk})",
+                    offset=pos,
+                    chunk=chunk,
+                )
+        if self.footer is None:
+            self.truncated = True
+            self.warnings.append(
+                f"{name}: truncated: no footer (the recording did not end in order); "
+                f"kept all {self.frames} frames, up to byte offset {self.size_bytes}"
+            )
+
+    def _cut(self, pos: int, got: int) -> None:
+        """The file ends inside the record at `pos` (a crash while writing it): keep what came before."""
+        self.size_bytes = pos + got
+        self.truncated = True
+        self.warnings.append(
+            f"{self.name}: truncated: the file ends at byte offset {self.size_bytes}, inside the record "
+            f"that starts at byte offset {pos} (chunk {self.chunk_count}); kept the intact prefix of "
+            f"{self.frames} frames"
+        )
+
+
+def open_replay(path: str | os.PathLike[str]) -> ReplayReader:
+    """Open a replay file and read its header (see `ReplayReader`); raises `ReplayError`."""
     name = os.fspath(path)
     try:
         if not stat.S_ISREG(os.stat(name).st_mode):  # before open(): opening a FIFO would block
             raise ReplayError(f"cannot read replay {name}: not a regular file")
-        with open(name, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ReplayError(f"cannot read replay {name}: not a regular file")
-            if info.st_size > MAX_FILE_BYTES:
-                raise ReplayError(
-                    f"cannot read replay {name}: {info.st_size} bytes is more than the "
-                    f"{MAX_FILE_BYTES} a replay may have"
-                )
-            data = file.read(MAX_FILE_BYTES + 1)
+        file = open(name, "rb")  # noqa: SIM115 (the reader owns it; closed on every failure below)
     except OSError as exc:
         raise ReplayError(f"cannot read replay {name}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ReplayError(f"cannot read replay {name}: more than {MAX_FILE_BYTES} bytes")
-    return parse_replay(data, name)
+    try:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ReplayError(f"cannot read replay {name}: not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ReplayError(
+                f"cannot read replay {name}: {info.st_size} bytes is more than the "
+                f"{MAX_FILE_BYTES} a replay may have"
+            )
+        return ReplayReader(file, name)
+    except BaseException:
+        file.close()
+        raise
+
+
+def read_replay(path: str | os.PathLike[str], *, max_frames: int | None = None) -> Replay:
+    """Read and check a whole replay file (see the module docstring); raises `ReplayError`.
+
+    With `max_frames`, a file holding more frames raises `ReplayTooLongError` as soon as reading
+    passes that many, so a crafted file costs no more memory than a replay of that length.
+    """
+    with open_replay(path) as reader:
+        return _collect(reader, max_frames)
 
 
 def parse_replay(data: bytes, name: str = "replay") -> Replay:
     """`read_replay` on bytes already in memory; `name` is used in messages."""
-    n = len(data)
-    header_end, fields = _parse_header(data, name)
-    sim_version, rules, seed, input_delay, created_unix, chunk_frames, names = fields
+    return _collect(ReplayReader(io.BytesIO(data), name), None)
 
-    pieces: list[bytes] = []
+
+def _collect(reader: ReplayReader, max_frames: int | None) -> Replay:
+    inputs = bytearray()
     checkpoints: list[tuple[int, bytes]] = []
-    warnings: list[str] = []
-    footer: Footer | None = None
-    frames = 0
-    chunk = 0
-    pos = header_end
-    truncated = False
-    head_size = RECORD_HEAD.size
-    while pos < n:
-        if footer is not None:
-            raise ReplayCorruptError(
-                f"{name}: {n - pos} unexpected bytes after the footer, at byte offset {pos}",
-                offset=pos,
+    for chunk_inputs, chain in reader.chunks():
+        inputs += chunk_inputs
+        if max_frames is not None and len(inputs) > max_frames:
+            raise ReplayTooLongError(
+                f"{reader.name}: more than {max_frames} frames", offset=reader.size_bytes
             )
-        if n - pos < head_size:
-            truncated = True
-            warnings.append(_cut_warning(name, n, pos, chunk, frames))
-            break
-        tag, length, check = RECORD_HEAD.unpack_from(data, pos)
-        if check != check_byte(data[pos : pos + 3]):
-            raise ReplayCorruptError(
-                f"{name}: chunk {chunk} at byte offset {pos} is corrupted: bad record header",
-                offset=pos,
-                chunk=chunk,
-            )
-        end = pos + head_size + length
-        if end + CRC.size > n:
-            truncated = True
-            warnings.append(_cut_warning(name, n, pos, chunk, frames))
-            break
-        (crc,) = CRC.unpack_from(data, end)
-        if crc != zlib.crc32(data[pos:end]):
-            what = "the footer" if tag == TAG_END else f"chunk {chunk}"
-            raise ReplayCorruptError(
-                f"{name}: {what} at byte offset {pos} is corrupted: CRC mismatch over bytes "
-                f"{pos}..{end + CRC.size - 1}",
-                offset=pos,
-                chunk=chunk,
-            )
-        payload = pos + head_size
-        if tag == TAG_CHUNK:
-            count = length - CHAIN_SIZE
-            if not 1 <= count <= MAX_CHUNK_FRAMES:
-                raise ReplayCorruptError(
-                    f"{name}: chunk {chunk} at byte offset {pos} claims {count} frames",
-                    offset=pos,
-                    chunk=chunk,
-                )
-            inputs = data[payload : payload + count]
-            if max(inputs) > VALID_INPUT_MAX:
-                bad = next(i for i, b in enumerate(inputs) if b > VALID_INPUT_MAX)
-                raise ReplayCorruptError(
-                    f"{name}: chunk {chunk} holds an impossible input byte 0x{inputs[bad]:02x} "
-                    f"at byte offset {payload + bad}",
-                    offset=payload + bad,
-                    chunk=chunk,
-                )
-            pieces.append(inputs)
-            frames += count
-            checkpoints.append((frames, data[payload + count : end]))
-            chunk += 1
-        elif tag == TAG_END:
-            footer = _parse_footer(data, payload, end, frames, name)
-        else:
-            raise ReplayCorruptError(
-                f"{name}: unknown record type 0x{tag:02x} at byte offset {pos} (chunk {chunk})",
-                offset=pos,
-                chunk=chunk,
-            )
-        pos = end + CRC.size
-    else:
-        if footer is None:
-            truncated = True
-            warnings.append(
-                f"{name}: truncated: no footer (the recording did not end in order); "
-                f"kept all {frames} frames, up to byte offset {n}"
-            )
-
+        checkpoints.append((len(inputs), chain))
+    h = reader.header
     return Replay(
-        format_version=FORMAT_VERSION,
-        sim_version=sim_version,
-        rules=rules,
-        seed=seed,
-        input_delay=input_delay,
-        names=names,
-        created_unix=created_unix,
-        chunk_frames=chunk_frames,
-        frame_inputs=b"".join(pieces),
+        format_version=h.format_version,
+        sim_version=h.sim_version,
+        rules=h.rules,
+        seed=h.seed,
+        input_delay=h.input_delay,
+        names=h.names,
+        created_unix=h.created_unix,
+        chunk_frames=h.chunk_frames,
+        frame_inputs=bytes(inputs),
         checkpoints=checkpoints,
-        footer=footer,
-        truncated=truncated,
-        warnings=warnings,
-        size_bytes=n,
-        header_bytes=header_end,
-        path=name,
+        footer=reader.footer,
+        truncated=reader.truncated,
+        warnings=reader.warnings,
+        size_bytes=reader.size_bytes,
+        header_bytes=h.header_bytes,
+        path=reader.name,
     )
 
 
-_HeaderFields = tuple[int, Rules, int, int, int, int, tuple[str, str]]
-
-
-def _parse_header(data: bytes, name: str) -> tuple[int, _HeaderFields]:
+def _parse_header(data: bytes, name: str) -> Header:
+    """The header at the start of `data` (the whole of it, when the file is long enough)."""
     n = len(data)
     magic_size = len(MAGIC)
     if n == 0:
@@ -298,17 +404,26 @@ def _parse_header(data: bytes, name: str) -> tuple[int, _HeaderFields]:
         pos += 1 + size
     if pos != body_end:
         raise malformed(f"{body_end - pos} unexpected bytes at the end of the header")
-    fields = (sim_version, rules, seed, input_delay, created_unix, chunk_frames, (names[0], names[1]))
-    return header_end, fields
+    return Header(
+        format_version=version,
+        sim_version=sim_version,
+        rules=rules,
+        seed=seed,
+        input_delay=input_delay,
+        names=(names[0], names[1]),
+        created_unix=created_unix,
+        chunk_frames=chunk_frames,
+        header_bytes=header_end,
+    )
 
 
-def _parse_footer(data: bytes, start: int, end: int, frames: int, name: str) -> Footer:
-    length = end - start
-    if not FOOTER_FIXED.size < length <= FOOTER_FIXED.size + MAX_REASON_BYTES:
+def _parse_footer(payload: bytes, start: int, frames: int, name: str) -> Footer:
+    """The footer record's payload (it starts at byte offset `start`) after `frames` frames."""
+    if not FOOTER_FIXED.size < len(payload) <= FOOTER_FIXED.size + MAX_REASON_BYTES:
         raise ReplayCorruptError(f"{name}: the footer at byte offset {start} is malformed", offset=start)
-    recorded_frames, final_chain = FOOTER_FIXED.unpack_from(data, start)
+    recorded_frames, final_chain = FOOTER_FIXED.unpack_from(payload)
     try:
-        reason = data[start + FOOTER_FIXED.size : end].decode("utf-8")
+        reason = payload[FOOTER_FIXED.size :].decode("utf-8")
     except UnicodeDecodeError:
         raise ReplayCorruptError(
             f"{name}: the footer's end reason at byte offset {start} is not UTF-8", offset=start
@@ -318,10 +433,3 @@ def _parse_footer(data: bytes, start: int, end: int, frames: int, name: str) -> 
             f"{name}: the footer says {recorded_frames} frames but the chunks hold {frames}", offset=start
         )
     return Footer(recorded_frames, final_chain, reason)
-
-
-def _cut_warning(name: str, size: int, pos: int, chunk: int, frames: int) -> str:
-    return (
-        f"{name}: truncated: the file ends at byte offset {size}, inside the record that starts at "
-        f"byte offset {pos} (chunk {chunk}); kept the intact prefix of {frames} frames"
-    )
