@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lockstep.engine import (
     ChainToSend,
@@ -20,6 +21,7 @@ from lockstep.engine import (
 from lockstep.state import State
 from peer.errors import RemoteProtocolError
 from peer.messages import HANDSHAKE_REASONS
+from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
 
 InputSource = Callable[[State], int]
@@ -45,14 +47,19 @@ class MatchPeer:
         self,
         connection: Connection,
         *,
+        game_factory: GameFactory | None = None,
         debug_desync_at: int | None = None,
         chain_every: int = 60,
     ) -> None:
+        """`game_factory` makes the game once the handshake names it: Pong by default, perturbed
+        after frame `debug_desync_at` when that is given (`--debug-desync-at`)."""
+        if game_factory is not None and debug_desync_at is not None:
+            raise ValueError("give a game factory or debug_desync_at, not both")
         self.connection = connection
-        self.engine: Engine | None = None
+        self.engine: Engine[Any] | None = None  # the game is the factory's: Pong unless told otherwise
         self.established: Established | None = None
         self.outcome: Outcome | None = None
-        self._debug_desync_at = debug_desync_at
+        self._game_factory = game_factory or pong_game(debug_desync_at)
         self._chain_every = chain_every
         self._remote_end: Ended | None = None
         self._linger_until: int | None = None
@@ -162,12 +169,10 @@ class MatchPeer:
             if isinstance(event, Established):
                 self.established = event
                 self.engine = Engine(
-                    event.rules,
-                    event.seed,
+                    self._game_factory(event),
                     event.delay_frames,
                     event.local_slot,
                     chain_every=self._chain_every,
-                    debug_desync_at=self._debug_desync_at,
                 )
             elif isinstance(event, Ended):
                 self._on_ended(event, now_ms)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.chain import CHAIN_SIZE
 from lockstep.codec import encode
+from lockstep.game import Snapshot
 from lockstep.rules import SIM_VERSION, Rules, RulesError
 from lockstep.state import FIELDS, State
 from replay.format import FORMAT_VERSION
@@ -61,11 +62,17 @@ def _state(state: State | None) -> dict[str, int] | None:
     return state.as_dict() if state is not None else None
 
 
-def _recent_frames(engine: Engine, first: int, last: int) -> list[dict[str, Any]]:
+def _state_at(engine: Engine[Any], frame: int) -> State | None:
+    """The state of `frame` from the engine's history: its Pong game's snapshot."""
+    snapshot = engine.snapshot_at(frame)
+    return snapshot.state if isinstance(snapshot, Snapshot) else None
+
+
+def _recent_frames(engine: Engine[Any], first: int, last: int) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     for f in range(first, last + 1):
         chain = engine.chain_at(f)
-        state = engine.state_at(f)
+        state = _state_at(engine, f)
         if chain is None or state is None:
             continue
         step = engine.inputs_before(f, 1) if f > 0 else []
@@ -106,8 +113,8 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
         "remote_chain_bits": desync.remote_bits,
         "last_agreed_frame": agreed,
         "state_last_agreed_frame": before,
-        "state_last_agreed": _state(engine.state_at(before)),
-        "state_first_divergent": _state(engine.state_at(frame)),
+        "state_last_agreed": _state(_state_at(engine, before)),
+        "state_first_divergent": _state(_state_at(engine, frame)),
         "frames_simulated": engine.frame,
         "recent_frames": _recent_frames(engine, first, last),
         "slot": est.local_slot,

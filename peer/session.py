@@ -531,7 +531,7 @@ class Session:
         return View(
             phase="playing" if engine is not None else "handshake",
             state=engine.game.state if engine is not None else None,
-            rules=engine.rules if engine is not None else None,
+            rules=engine.game.rules if engine is not None else None,
             established=peer.established,
             stalled_ms=now - self._stalled_since if self._stalled_since is not None else 0,
             stalls=self._stalls,

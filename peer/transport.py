@@ -11,6 +11,10 @@ No threads and no callbacks. The caller owns the loop and decides how long to wa
   (b"" when nothing arrived); `Stream.flush()` writes without reading or waiting.
 * `Poller` waits on a `Listener` and any number of `Stream`s at once: `.wait(timeout_ms)` returns the
   ready ones, and the caller then calls `.accept()` / `.pump(0)` on them.
+* `format_endpoint(host, port)` writes an address the way every message of the project shows it.
+
+A stream holds no descriptor but its socket's (no selector of its own): a host running out of file
+descriptors must fail only at `accept`, where it is reported and survivable.
 
 How the end of a connection surfaces (one scheme everywhere): **never as an exception after the
 connection exists**. When the peer closes (EOF), resets, or a write fails, the stream sets `.closed`
@@ -26,8 +30,11 @@ timed out).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import math
 import os
+import select
 import selectors
 import socket
 import time
@@ -40,6 +47,7 @@ __all__ = [
     "Stream",
     "TransportError",
     "connect",
+    "format_endpoint",
     "resolve",
     "start_connect",
 ]
@@ -60,8 +68,30 @@ def _ms_left(deadline: float) -> int:
     return max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
 
 
-def _format_endpoint(host: str, port: int) -> str:
+def format_endpoint(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets ([::1]:7777) so the port cannot be misread."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _wait_socket(sock: socket.socket, events: int, timeout_ms: float) -> bool:
+    """Wait at most `timeout_ms` for `sock` to be ready for `events` (selectors.EVENT_*); True if it is.
+
+    poll(2) where there is one (it needs no descriptor of its own and takes any descriptor number),
+    select(2) elsewhere (Windows).
+    """
+    timeout_ms = max(0.0, timeout_ms)
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        mask = (select.POLLIN if events & selectors.EVENT_READ else 0) | (
+            select.POLLOUT if events & selectors.EVENT_WRITE else 0
+        )
+        poller.register(sock, mask)
+        # poll rounds its timeout down to whole milliseconds; round up so a wait is never cut short.
+        return bool(poller.poll(math.ceil(timeout_ms)))
+    reading = [sock] if events & selectors.EVENT_READ else []
+    writing = [sock] if events & selectors.EVENT_WRITE else []
+    ready = select.select(reading, writing, [sock], timeout_ms / 1000)
+    return any(ready)
 
 
 def _check_port(port: int, lowest: int) -> None:
@@ -92,7 +122,7 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def _connect_error(host: str, port: int, code: int) -> str:
-    where = _format_endpoint(host, port)
+    where = format_endpoint(host, port)
     if code == errno.ECONNREFUSED:
         return f"nobody is listening on {where}"
     if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
@@ -123,13 +153,9 @@ class Stream:
 
     def __init__(self, sock: socket.socket, peer: str, *, connecting: bool = False) -> None:
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _no_delay(sock)
         self._sock = sock
         self._out = bytearray()
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
-        self._selector_events = selectors.EVENT_READ
         self._pollers: list[Poller] = []
         # Only for connections made by start_connect: what to try next and until when.
         self._target: tuple[str, int] | None = None
@@ -185,8 +211,7 @@ class Stream:
             return b""  # not reading and nothing to write: nothing could wake us
         if self.connecting:
             timeout_ms = min(timeout_ms, max(1, _ms_left(self._connect_deadline)))
-        self._set_selector_events(events)
-        if self._selector.select(timeout_ms / 1000) or self.connecting:
+        if _wait_socket(self._sock, events, timeout_ms) or self.connecting:
             return self._step()
         return b""
 
@@ -206,8 +231,7 @@ class Stream:
                 left = _ms_left(deadline)
                 if left <= 0:
                     break
-                self._set_selector_events(selectors.EVENT_WRITE)
-                if self._selector.select(left / 1000):
+                if _wait_socket(self._sock, selectors.EVENT_WRITE, left):
                     self._write()
         if not self.closed:
             try:
@@ -230,11 +254,6 @@ class Stream:
         if self._out:
             events |= selectors.EVENT_WRITE
         return events
-
-    def _set_selector_events(self, events: int) -> None:
-        if events != self._selector_events:
-            self._selector.modify(self._sock, events)
-            self._selector_events = events
 
     def _step(self) -> bytes:
         if self._poll_connect():
@@ -290,7 +309,6 @@ class Stream:
             return
         for poller in list(self._pollers):
             poller.remove(self)
-        self._selector.close()
         self._sock.close()
         self._out.clear()
         self.connecting = False
@@ -301,8 +319,7 @@ class Stream:
         """While connecting: advance the connection; True while it is still not established."""
         if not self.connecting:
             return False
-        self._set_selector_events(selectors.EVENT_WRITE)
-        if self._selector.select(0):
+        if _wait_socket(self._sock, selectors.EVENT_WRITE, 0):
             code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code == 0:
                 self.connecting = False
@@ -340,13 +357,17 @@ class Stream:
     def _swap_socket(self, sock: socket.socket) -> None:
         for poller in self._pollers:
             poller._forget_fd(self)
-        self._selector.unregister(self._sock)
         self._sock.close()
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _no_delay(sock)
         self._sock = sock
-        self._selector.register(sock, selectors.EVENT_WRITE)
-        self._selector_events = selectors.EVENT_WRITE
+
+
+def _no_delay(sock: socket.socket) -> None:
+    """Inputs are a few bytes each and must leave at once: no Nagle."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        # A connection the peer already reset may refuse options; its first read will say so.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def start_connect(host: str, port: int, timeout_ms: int = 5000) -> Stream:
@@ -360,7 +381,7 @@ def start_connect(host: str, port: int, timeout_ms: int = 5000) -> Stream:
     _check_port(port, 1)
     addresses = _resolve(host, port)
     placeholder = socket.socket(addresses[0][0], socket.SOCK_STREAM)
-    stream = Stream(placeholder, _format_endpoint(host, port), connecting=True)
+    stream = Stream(placeholder, format_endpoint(host, port), connecting=True)
     stream._target = (host, port)
     stream._next_addresses = list(addresses)
     stream._connect_deadline = time.monotonic() + max(1, timeout_ms) / 1000
@@ -376,11 +397,10 @@ def connect(host: str, port: int, timeout_ms: int = 5000) -> Stream:
     """
     stream = start_connect(host, port, timeout_ms)
     while stream.connecting:
-        stream._set_selector_events(selectors.EVENT_WRITE)
-        stream._selector.select(max(1, _ms_left(stream._connect_deadline)) / 1000)
+        _wait_socket(stream._sock, selectors.EVENT_WRITE, max(1, _ms_left(stream._connect_deadline)))
         stream._poll_connect()
     if stream.closed:
-        raise TransportError(stream.close_reason or f"cannot connect to {_format_endpoint(host, port)}")
+        raise TransportError(stream.close_reason or f"cannot connect to {format_endpoint(host, port)}")
     return stream
 
 
@@ -406,7 +426,7 @@ class Listener:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"<Listener {_format_endpoint(self.bind_host, self.port)}{' closed' if self.closed else ''}>"
+        return f"<Listener {format_endpoint(self.bind_host, self.port)}{' closed' if self.closed else ''}>"
 
     def fileno(self) -> int:
         return -1 if self.closed else self._sock.fileno()
@@ -421,9 +441,11 @@ class Listener:
             return None
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                raise TransportError(f"cannot accept a connection: {exc.strerror}") from None
+                # The connection stays queued in the kernel: the caller may retry once it has
+                # freed descriptors (or memory), and should not spin on it meanwhile.
+                raise TransportError(f"cannot accept a connection: {exc.strerror or exc}") from None
             return None
-        return Stream(sock, _format_endpoint(str(address[0]), int(address[1])))
+        return Stream(sock, format_endpoint(str(address[0]), int(address[1])))
 
     def close(self) -> None:
         if self.closed:
@@ -440,8 +462,8 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen on {host}: it is not an address of this machine"
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"not allowed to listen on {_format_endpoint(host, port)} (ports below 1024 need privileges)"
-    return f"cannot listen on {_format_endpoint(host, port)}: {exc.strerror or exc}"
+        return f"not allowed to listen on {format_endpoint(host, port)} (ports below 1024 need privileges)"
+    return f"cannot listen on {format_endpoint(host, port)}: {exc.strerror or exc}"
 
 
 Pollable = Listener | Stream
@@ -495,7 +517,7 @@ class Poller:
             self._selector.unregister(item._sock)
             self._items[item] = 0
 
-    def wait(self, timeout_ms: int) -> list[Pollable]:
+    def wait(self, timeout_ms: float) -> list[Pollable]:
         """Wait at most `timeout_ms` (0 = just look) and return the ready items, in no particular order."""
         for item in list(self._items):
             wanted = selectors.EVENT_READ if isinstance(item, Listener) else item._wanted_events()

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from peer.transport import Listener, Poller, Stream, TransportError, resolve, start_connect
+from peer.transport import Listener, Poller, Stream, TransportError, format_endpoint, resolve, start_connect
 from tools import args as types
 from tools import exitcodes
 from tools.exitcodes import CommandError
@@ -391,8 +391,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), exitcodes.USAGE) from None
     say(
-        f"netsim listening on {sim.bind_host}:{sim.port}, forwarding to "
-        f"{f'[{host}]' if ':' in host else host}:{port} "
+        f"netsim listening on {format_endpoint(sim.bind_host, sim.port)}, forwarding to "
+        f"{format_endpoint(host, port)} "
         f"with {impairment.describe()} (seed {impairment.seed})"
     )
     try:
