@@ -1,29 +1,40 @@
 """Wire messages and their byte encoding (no I/O).
 
 Two shapes share one stream:
-- An input, the message sent every frame, is two bytes with the top bit clear:
-  `0ii ccccc` `cccccccc` — the player's 2 input bits and 13 bits of the sender's chain. Its frame
-  number is implicit (TCP is ordered and the engine counts).
+- An input, the message sent every frame, is three bytes with the top bit clear:
+  `0iilllll` `cccccccc` `cccccccc` — the player's 2 input bits, a 5-bit check lag and 16 bits of the
+  sender's chain (little-endian). The input's own frame is implicit: the inputs of one stream are
+  numbered consecutively from the frame the handshake names (TCP keeps them in order), so a count is
+  all either side needs to say which inputs it holds. The chain bits are those of frame
+  `input frame - delay - lag`, so every check names its frame; lag 31 means "no check in this one".
 - Every other message is framed: a tag byte with the top bit set, a little-endian u16 payload
   length, then the payload. A receiver can skip nothing and trust nothing: every field is checked.
+
+The first eight bytes of a hello's payload (magic) and the u16 after them (version) never change
+layout, so any two versions can tell each other apart and refuse cleanly.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 from dataclasses import dataclass
 
 from peer.errors import RemoteProtocolError
+from replay.writer import utf8_prefix
 
 MAGIC = b"LSPONG\x00\x01"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+INPUT_SIZE = 3
+NO_CHECK_LAG = 31  # an input that carries no chain check
+MATCH_ID_SIZE = 16
 NONCE_SIZE = 16
 PROOF_SIZE = 32
 MAX_NAME_BYTES = 32
 MAX_DETAIL_BYTES = 200
 MAX_PAYLOAD = 1024  # no legal message comes near this; anything bigger is refused
 
-# The reasons a host may give when it refuses a joiner; the others end a match that exists.
+# The reasons a host may give when it refuses a connection; the others end a match that exists.
 HANDSHAKE_REASONS = (
     "version_mismatch",
     "rules_mismatch",
@@ -31,8 +42,11 @@ HANDSHAKE_REASONS = (
     "session_full",
     "handshake_timeout",
     "protocol_error",
+    "unsupported",  # the connection asks for something this host does not offer (yet)
+    "spectators_full",
 )
-REASONS = (*HANDSHAKE_REASONS, "peer_timeout", "quit", "desync", "finished")  # wire code = index + 1
+MATCH_REASONS = ("peer_timeout", "quit", "desync", "finished", "too_slow")
+REASONS = (*HANDSHAKE_REASONS, *MATCH_REASONS)  # wire code = index + 1
 _REASON_CODE = {name: i + 1 for i, name in enumerate(REASONS)}
 
 TAG_HELLO = 1
@@ -45,6 +59,15 @@ TAG_PING = 7
 TAG_PONG = 8
 TAG_GOODBYE = 9
 
+
+class Purpose(enum.IntEnum):
+    """What a connection is for, said in its hello."""
+
+    PLAY = 0  # take the free seat of a new match
+    WATCH = 1  # follow a match without playing
+    RESUME = 2  # take one's own seat back in a match under way
+
+
 _HEADER = struct.Struct("<BH")
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -54,12 +77,19 @@ _U64 = struct.Struct("<Q")
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """Joiner -> host, first message. Magic and version come first and never change layout."""
+    """Joiner -> host, first message. Magic and version come first and never change layout.
+
+    `match_id` and `held` matter for RESUME: which match, and the first frame of the host's input
+    stream that this side does not hold. A new player sends no id and 0.
+    """
 
     protocol_version: int
     rules_id: bytes
     nonce: bytes
     name: str
+    purpose: Purpose = Purpose.PLAY
+    match_id: bytes = b""
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +110,12 @@ class Auth:
 
 @dataclass(frozen=True, slots=True)
 class Welcome:
-    """Host -> joiner: the match. The game starts for both sides with this message."""
+    """Host -> joiner: the match. The game starts for both sides with this message.
+
+    `match_id` names the match (a resume quotes it); `held` is the first frame of the joiner's input
+    stream the host does not hold: the joiner's inputs continue from there (for a new match, the
+    delay: inputs before it are neutral and never sent).
+    """
 
     seed: int
     delay_frames: int
@@ -88,6 +123,8 @@ class Welcome:
     rules_id: bytes
     rtt_ms: int
     name: str
+    match_id: bytes = bytes(MATCH_ID_SIZE)
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +137,7 @@ class Refuse:
 class Input:
     player_input: int
     chain_bits: int
+    check_lag: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +184,10 @@ def printable(text: str) -> str:
 def name_as_sent(name: str) -> str:
     """`name` as the peer will see it (cut to MAX_NAME_BYTES of UTF-8, unprintables as '?'): the
     local side records this too, so both replays of a match name the players alike."""
-    return printable(_text(name, MAX_NAME_BYTES).decode("utf-8"))
+    return printable(utf8_prefix(name, MAX_NAME_BYTES).decode("utf-8"))
 
 
 # -- encoding -------------------------------------------------------------------------------------
-def _text(value: str, limit: int) -> bytes:
-    data = value.encode("utf-8", "replace")[:limit]  # a name typed in another encoding: '?', not a crash
-    # Never cut a character in half: drop a dangling partial sequence.
-    return data.decode("utf-8", "ignore").encode("utf-8")
-
-
 def _short_bytes(data: bytes) -> bytes:
     return _U8.pack(len(data)) + data
 
@@ -166,20 +198,23 @@ def _framed(tag: int, payload: bytes) -> bytes:
     return _HEADER.pack(0x80 | tag, len(payload)) + payload
 
 
-def encode_input(player_input: int, chain_bits: int) -> bytes:
-    return bytes(((player_input & 3) << 5 | (chain_bits >> 8) & 0x1F, chain_bits & 0xFF))
+def encode_input(player_input: int, chain_bits: int, check_lag: int = 0) -> bytes:
+    return bytes(((player_input & 3) << 5 | check_lag & 0x1F, chain_bits & 0xFF, (chain_bits >> 8) & 0xFF))
 
 
 def encode(message: Message) -> bytes:
     if isinstance(message, Input):
-        return encode_input(message.player_input, message.chain_bits)
+        return encode_input(message.player_input, message.chain_bits, message.check_lag)
     if isinstance(message, Hello):
         payload = (
             MAGIC
             + _U16.pack(message.protocol_version)
+            + _U8.pack(message.purpose)
             + _short_bytes(message.rules_id)
             + message.nonce
-            + _short_bytes(_text(message.name, MAX_NAME_BYTES))
+            + _short_bytes(utf8_prefix(message.name, MAX_NAME_BYTES))
+            + _short_bytes(message.match_id)
+            + _U32.pack(message.held)
         )
         return _framed(TAG_HELLO, payload)
     if isinstance(message, Challenge):
@@ -194,11 +229,13 @@ def encode(message: Message) -> bytes:
             + _U8.pack(message.joiner_slot)
             + _U32.pack(message.rtt_ms)
             + _short_bytes(message.rules_id)
-            + _short_bytes(_text(message.name, MAX_NAME_BYTES))
+            + _short_bytes(utf8_prefix(message.name, MAX_NAME_BYTES))
+            + message.match_id
+            + _U32.pack(message.held)
         )
         return _framed(TAG_WELCOME, payload)
     if isinstance(message, Refuse):
-        payload = _U8.pack(_REASON_CODE[message.reason]) + _text(message.detail, MAX_DETAIL_BYTES)
+        payload = _U8.pack(_REASON_CODE[message.reason]) + utf8_prefix(message.detail, MAX_DETAIL_BYTES)
         return _framed(TAG_REFUSE, payload)
     if isinstance(message, ChainCheck):
         return _framed(TAG_CHAIN, _U64.pack(message.frame) + message.chain)
@@ -211,7 +248,7 @@ def encode(message: Message) -> bytes:
             _U8.pack(_REASON_CODE[message.reason])
             + _U64.pack(message.frame)
             + message.chain
-            + _text(message.detail, MAX_DETAIL_BYTES)
+            + utf8_prefix(message.detail, MAX_DETAIL_BYTES)
         )
         return _framed(TAG_GOODBYE, payload)
     raise TypeError(f"not a message: {message!r}")
@@ -289,7 +326,13 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         if version != PROTOCOL_VERSION:
             # Another version may lay out the rest differently: report only what is stable.
             return Hello(version, b"", b"", "")
-        hello = Hello(version, r.short_bytes(255), r.take(NONCE_SIZE), r.text(r.short_bytes(MAX_NAME_BYTES)))
+        purpose_code = r.u8()
+        if purpose_code not in tuple(Purpose):
+            raise RemoteProtocolError(f"hello has unknown purpose {purpose_code}")
+        rules, nonce, name = r.short_bytes(255), r.take(NONCE_SIZE), r.text(r.short_bytes(MAX_NAME_BYTES))
+        hello = Hello(
+            version, rules, nonce, name, Purpose(purpose_code), r.short_bytes(MATCH_ID_SIZE), r.u32()
+        )
         r.done()
         return hello
     if tag == TAG_CHALLENGE:
@@ -310,7 +353,8 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         r = _Reader(payload, "welcome")
         seed, delay, slot, rtt = r.u64(), r.u8(), r.u8(), r.u32()
         rules_id = r.short_bytes(255)
-        welcome = Welcome(seed, delay, slot, rules_id, rtt, r.text(r.short_bytes(MAX_NAME_BYTES)))
+        name = r.text(r.short_bytes(MAX_NAME_BYTES))
+        welcome = Welcome(seed, delay, slot, rules_id, rtt, name, r.take(MATCH_ID_SIZE), r.u32())
         r.done()
         if welcome.joiner_slot not in (0, 1):
             raise RemoteProtocolError(f"welcome assigns an invalid slot {welcome.joiner_slot}")
@@ -356,10 +400,10 @@ class Decoder:
             return None
         first = buf[0]
         if not first & 0x80:
-            if len(buf) < 2:
+            if len(buf) < INPUT_SIZE:
                 return None
-            message = Input((first >> 5) & 3, (first & 0x1F) << 8 | buf[1])
-            del buf[:2]
+            message = Input((first >> 5) & 3, buf[1] | buf[2] << 8, first & 0x1F)
+            del buf[:INPUT_SIZE]
             return message
         if len(buf) < _HEADER.size:
             return None

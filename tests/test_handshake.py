@@ -209,22 +209,39 @@ def test_a_joiner_whose_host_never_answers_times_out():
     assert only_end(events_of(j)).reason == "handshake_timeout"
 
 
-def test_silence_during_play_is_a_peer_timeout_and_heartbeats_prevent_it():
+def _exchange(h, j, now):
+    h.tick(now)
+    j.tick(now)
+    for src, dst in ((h, j), (j, h), (h, j)):  # ping, pong, and the other side's pong
+        data = src.data_to_send()
+        if data:
+            dst.receive_data(data, now)
+
+
+@pytest.mark.parametrize("silent", ["host", "joiner"])
+def test_silence_is_no_input_and_pings_alone_do_not_keep_a_match_alive(silent):
     h, j = host(), joiner()
     handshake(h, j)
     now = 100
-    for _ in range(20):  # 20 s of an idle but healthy link: pings and pongs keep it alive
-        now += 1000
-        h.tick(now)
-        j.tick(now)
-        for src, dst in ((h, j), (j, h), (h, j)):  # ping, pong, and the other side's pong
-            data = src.data_to_send()
-            if data:
-                dst.receive_data(data, now)
-        assert events_of(h) == [] and events_of(j) == []
-    h.tick(now + 5001)
-    end = only_end(events_of(h))
+    for _ in range(200):  # 20 s of play: inputs (and pings and pongs) keep it alive
+        now += 100
+        h.send_input(0, 0)
+        j.send_input(0, 0)
+        _exchange(h, j, now)
+        assert not [e for e in events_of(h) + events_of(j) if isinstance(e, Ended)]
+    # Now one side sends nothing but its pings (and pongs): that is no progress.
+    talker, waiter = (j, h) if silent == "host" else (h, j)
+    start = now
+    while now - start <= 5100:
+        now += 100
+        waiter.send_input(0, 0)
+        _exchange(h, j, now)
+        if waiter.phase is Phase.ENDED:
+            break
+    end = only_end([e for e in events_of(waiter) if isinstance(e, Ended)])
     assert end.reason == "peer_timeout" and not end.by_remote
+    assert 5000 < now - start <= 5100
+    assert talker.bytes_received > 0  # the silent side did keep pinging and ponging
 
 
 def test_local_misuse_is_a_local_protocol_error():
@@ -287,10 +304,10 @@ def test_a_silence_timeout_says_why_in_words_for_the_peer():
     h.data_to_send()
     h.tick(60_000)
     (ended,) = events_of(h)
-    assert ended.detail == "nothing heard from the peer for 5000 ms"
+    assert ended.detail == "no input from the peer for 5000 ms"
     goodbye = _decode_one(h.data_to_send())
     assert isinstance(goodbye, Goodbye) and goodbye.reason == "peer_timeout"
-    assert goodbye.detail == "the other player heard nothing from you for 5000 ms"
+    assert goodbye.detail == "the other player received no input from you for 5000 ms"
 
 
 def test_a_ping_flood_during_play_is_answered_at_most_every_100ms():
@@ -335,11 +352,24 @@ def test_a_refusal_with_a_reason_no_host_refuses_with_is_a_protocol_error(reason
 def test_no_goodbye_may_claim_a_match_before_it_began():
     from peer.messages import Goodbye
 
-    j = joiner()
-    j.data_to_send()
-    j.receive_data(encode(Goodbye("finished", 100, bytes(8), "")), 1)
+    h, j = host(), joiner()
+    h.receive_data(j.data_to_send(), 1)
+    assert events_of(h) == []
+    h.receive_data(encode(Goodbye("finished", 100, bytes(8), "")), 2)
     with pytest.raises(RemoteProtocolError, match="before the match began"):
-        events_of(j)
+        events_of(h)
+
+
+@pytest.mark.parametrize("reason", ["version_mismatch", "session_full", "auth_failed"])
+def test_a_goodbye_with_a_handshake_reason_mid_match_is_a_protocol_error(reason):
+    """Only a joiner whose own handshake failed after our welcome may still say so; these it cannot."""
+    from peer.messages import Goodbye
+
+    h, j = host(), joiner()
+    handshake(h, j)
+    h.receive_data(encode(Goodbye(reason, 0, bytes(8), "")), 500)
+    with pytest.raises(RemoteProtocolError, match="during the match cannot give the reason"):
+        events_of(h)
 
 
 def test_a_refusal_during_the_match_is_a_protocol_error():
@@ -347,4 +377,47 @@ def test_a_refusal_during_the_match_is_a_protocol_error():
     handshake(h, j)
     j.receive_data(encode(Refuse("session_full", "too late")), 500)
     with pytest.raises(RemoteProtocolError, match="unexpected refuse"):
+        events_of(j)
+
+
+@pytest.mark.parametrize("purpose", ["WATCH", "RESUME"])
+def test_a_connection_says_what_it_is_for_and_a_host_refuses_what_it_does_not_offer(purpose):
+    from peer.messages import Purpose
+
+    h = host()
+    j = Connection(Role.JOINER, 0, b"j" * 16, joiner=JoinerConfig(None, "Jo", Purpose[purpose]))
+    got = handshake(h, j)
+    end = only_end(got["joiner"])
+    assert (end.reason, end.by_remote) == ("unsupported", True)
+    assert "does not take" in end.detail
+
+
+def test_both_sides_name_the_match_alike_and_count_the_peers_inputs_from_the_delay():
+    h, j = host(), joiner()
+    got = handshake(h, j)
+    (he,), (je,) = got["host"], got["joiner"]
+    assert he.match_id == je.match_id and len(he.match_id) == 16
+    assert he.remote_inputs_from == je.remote_inputs_from == 2  # inputs before the delay are neutral
+    for frame_input in (1, 2, 0):
+        j.send_input(frame_input, 0xBEEF)
+    h.receive_data(j.data_to_send(), 100)
+    inputs = events_of(h)
+    assert [(e.frame, e.player_input, e.chain_bits) for e in inputs] == [
+        (2, 1, 0xBEEF),
+        (3, 2, 0xBEEF),
+        (4, 0, 0xBEEF),
+    ]
+    assert h.playing.inputs_held == 5  # what a resume would state: the first frame we lack
+
+
+def test_a_welcome_for_another_match_is_a_protocol_error():
+    h, j = host(), joiner()
+    h.receive_data(j.data_to_send(), 1)
+    events_of(h)
+    j.receive_data(h.data_to_send(), 2)  # the challenge
+    events_of(j)
+    j.data_to_send()
+    forged = Welcome(42, 2, 1, rules_id(RULES), 10, "Hana", b"x" * 16, 2)
+    j.receive_data(encode(forged), 3)
+    with pytest.raises(RemoteProtocolError, match="another match"):
         events_of(j)

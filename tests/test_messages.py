@@ -44,8 +44,8 @@ def test_a_header_announcing_an_oversized_payload_is_refused_before_the_payload_
         decoder.next_message()
 
 
-def test_input_is_two_bytes_and_a_chain_check_is_small():
-    assert len(encode(Input(3, 8191))) == 2
+def test_input_is_three_bytes_and_a_chain_check_is_small():
+    assert len(encode(Input(3, 0xFFFF, 30))) == 3
     assert len(encode(ChainCheck(10**9, b"12345678"))) == 19
 
 
