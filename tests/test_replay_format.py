@@ -33,7 +33,7 @@ from replay.format import (
 )
 from replay.matches import record_inputs
 from replay.reader import parse_replay, read_replay
-from replay.verify import verify_replay
+from replay.verify import verify_file, verify_replay
 from replay.writer import ReplayWriteError, ReplayWriter, encode_header
 
 SMALL_FRAMES = 300  # five chunks: small enough to cut and flip at every byte
@@ -461,9 +461,10 @@ def test_verify_reports_the_first_bad_checkpoint(tmp_path):
             if f == 170:
                 game.state.score_l += 1  # the recorder's game diverges here
         writer.finish("desync")
-    result = verify_replay(read_replay(path))
-    assert not result.ok
-    assert result.first_bad_frame == 180  # the checkpoint after the divergence
-    assert result.last_good_frame == 120
-    # The chunk ending at frame 180 holds the divergence at 170; frame 150's bad value is not stored.
-    assert result.checkpoints == 6
+    for result in (verify_replay(read_replay(path)), verify_file(path)):
+        assert not result.ok
+        assert result.first_bad_frame == 180  # the checkpoint after the divergence
+        assert result.last_good_frame == 120
+        # The chunk ending at frame 180 holds the divergence at 170; frame 150's bad value is not
+        # stored. Verification stops at that first bad checkpoint: 60, 120 and 180 were compared.
+        assert result.checkpoints == 3 and result.frames == 180

@@ -1,7 +1,8 @@
 """`pong replay play|verify|info FILE`: watch, check and describe a replay.
 
 `verify` and `info` are headless and never import pygame; `play` imports it only once the file has
-been read and a display is known to exist.
+been read and a display is known to exist. `verify` and `info` read the file as a stream (one chunk
+in memory at a time); `play` needs all of it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime
 import sys
 from typing import Any
 
-from lockstep.rules import Rules, rules_digest
+from lockstep.rules import TICKS_PER_SECOND, Rules, rules_digest
 from lockstep.state import winner
 from replay.format import ReplayError
 from replay.reader import Replay, read_replay
@@ -77,10 +78,14 @@ def _read(path: str) -> Replay:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from replay.verify import verify_replay
+    from replay.verify import verify_file
 
-    replay = _read(args.file)
-    result = verify_replay(replay)
+    try:
+        result = verify_file(args.file)
+    except ReplayError as exc:
+        raise CommandError(str(exc), exitcodes.USAGE) from None
+    for warning in result.warnings:
+        say(f"pong: warning: {warning}", sys.stderr)
     cut = " (truncated: only the intact prefix was checked)" if result.truncated else ""
     if result.ok:
         summary = (
@@ -88,10 +93,11 @@ def _verify(args: argparse.Namespace) -> int:
             f"final chain {result.final_chain.hex()}{cut}"
         )
     else:
+        rest = "" if result.read_to_end else "; verification stopped there, the rest of the file is not read"
         summary = (
             f"replay MISMATCH: the chain differs at the checkpoint of frame {result.first_bad_frame} "
             f"(last good checkpoint: frame {result.last_good_frame}); these inputs do not reproduce the "
-            f"recorded game{cut}"
+            f"recorded game{cut}{rest}"
         )
     report(
         summary,
@@ -103,8 +109,9 @@ def _verify(args: argparse.Namespace) -> int:
             "last_good_frame": result.last_good_frame,
             "final_chain": result.final_chain.hex(),
             "truncated": result.truncated,
-            "end_reason": replay.end_reason,
-            "warnings": replay.warnings,
+            "read_to_end": result.read_to_end,
+            "end_reason": result.end_reason,
+            "warnings": list(result.warnings),
         },
         args.json,
     )
@@ -130,52 +137,58 @@ def _rules_changes(rules: Rules) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from replay.verify import final_state
+    from replay.verify import summarize_file
     from replay.viewer import format_time
 
-    replay = _read(args.file)
-    state = final_state(replay)
+    try:
+        summary = summarize_file(args.file)
+    except ReplayError as exc:
+        raise CommandError(str(exc), exitcodes.USAGE) from None
+    for warning in summary.warnings:
+        say(f"pong: warning: {warning}", sys.stderr)
+    header, state, frames = summary.header, summary.final_state, summary.frames
     won = winner(state)
     winner_name = None if won is None else ("left", "right")[won]
-    per_frame = replay.size_bytes / replay.frames if replay.frames else None
-    left, right = replay.names
-    ending = replay.end_reason or "none recorded (truncated)"
+    per_frame = summary.size_bytes / frames if frames else None
+    left, right = header.names
+    end_reason = summary.footer.end_reason if summary.footer is not None else None
+    ending = end_reason or "none recorded (truncated)"
     result = "match not over" if not state.over else "a draw" if won is None else f"{winner_name} wins"
     lines = [
-        f"replay {replay.path}",
-        f"  format {replay.format_version}, SIM_VERSION {replay.sim_version}, "
-        f"rules {rules_digest(replay.rules)} ({_rules_changes(replay.rules)})",
-        f"  players {left!r} (left) vs {right!r} (right), seed {replay.seed}, input delay "
-        f"{replay.input_delay} frame{'' if replay.input_delay == 1 else 's'}",
-        f"  created {_created(replay.created_unix)}",
-        f"  {replay.frames} frames ({format_time(replay.frames)}), {len(replay.checkpoints)} chunks, "
-        f"{replay.size_bytes} bytes" + (f" ({per_frame:.3f} bytes/frame)" if per_frame else ""),
+        f"replay {args.file}",
+        f"  format {header.format_version}, SIM_VERSION {header.sim_version}, "
+        f"rules {rules_digest(header.rules)} ({_rules_changes(header.rules)})",
+        f"  players {left!r} (left) vs {right!r} (right), seed {header.seed}, input delay "
+        f"{header.input_delay} frame{'' if header.input_delay == 1 else 's'}",
+        f"  created {_created(header.created_unix)}",
+        f"  {frames} frames ({format_time(frames)}), {summary.chunks} chunks, "
+        f"{summary.size_bytes} bytes" + (f" ({per_frame:.3f} bytes/frame)" if per_frame else ""),
         f"  final score {state.score_l} : {state.score_r} ({result}), ended: {ending}",
-        f"  truncated: {'yes' if replay.truncated else 'no'}",
+        f"  truncated: {'yes' if summary.truncated else 'no'}",
     ]
     fields: dict[str, Any] = {
-        "path": replay.path,
-        "format_version": replay.format_version,
-        "sim_version": replay.sim_version,
-        "rules_id": rules_digest(replay.rules),
-        "rules": dataclasses.asdict(replay.rules),
-        "seed": replay.seed,
-        "input_delay": replay.input_delay,
-        "names": list(replay.names),
-        "created_unix": replay.created_unix,
-        "created": _created(replay.created_unix),
-        "frames": replay.frames,
-        "duration_s": round(replay.duration_s, 3),
+        "path": args.file,
+        "format_version": header.format_version,
+        "sim_version": header.sim_version,
+        "rules_id": rules_digest(header.rules),
+        "rules": dataclasses.asdict(header.rules),
+        "seed": header.seed,
+        "input_delay": header.input_delay,
+        "names": list(header.names),
+        "created_unix": header.created_unix,
+        "created": _created(header.created_unix),
+        "frames": frames,
+        "duration_s": round(frames / TICKS_PER_SECOND, 3),
         "score": [state.score_l, state.score_r],
         "over": bool(state.over),
         "winner": winner_name,
-        "end_reason": replay.end_reason,
-        "truncated": replay.truncated,
-        "chunks": len(replay.checkpoints),
-        "recorded_final_chain": (replay.recorded_final_chain or b"").hex() or None,
-        "size_bytes": replay.size_bytes,
+        "end_reason": end_reason,
+        "truncated": summary.truncated,
+        "chunks": summary.chunks,
+        "recorded_final_chain": (summary.recorded_final_chain or b"").hex() or None,
+        "size_bytes": summary.size_bytes,
         "bytes_per_frame": round(per_frame, 4) if per_frame else None,
-        "warnings": replay.warnings,
+        "warnings": list(summary.warnings),
     }
     report("\n".join(lines), fields, args.json)
     return exitcodes.OK
