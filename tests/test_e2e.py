@@ -271,7 +271,7 @@ def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(pong, tmp_path
         j.process.send_signal(signal.SIGKILL)
         j.finish()
     assert code == 3 and result["result"] == "peer_timeout"
-    assert "nothing heard from the peer for 2000 ms" in result["detail"]
+    assert "no input from the peer for 2000 ms" in result["detail"]
     verified(tmp_path / "host.replay")
 
 
@@ -375,7 +375,7 @@ def test_a_protocol_version_mismatch_is_refused_naming_both_versions(pong, tmp_p
     assert f"host {PROTOCOL_VERSION}, joiner {PROTOCOL_VERSION + 1}" in refused.detail
     # A real joiner of another version: one line naming both versions, exit 3.
     patched = (
-        "import peer.messages as m, peer.protocol as p; m.PROTOCOL_VERSION = p.PROTOCOL_VERSION = 9; "
+        "import peer.messages as m, peer.handshake as h; m.PROTOCOL_VERSION = h.PROTOCOL_VERSION = 9; "
         f"from tools.cli import main; raise SystemExit(main(['join', '127.0.0.1:{port}', '--headless', "
         "'--bot', 'tracker', '--record', 'old.replay']))"
     )

@@ -421,3 +421,15 @@ def test_a_welcome_for_another_match_is_a_protocol_error():
     j.receive_data(encode(forged), 3)
     with pytest.raises(RemoteProtocolError, match="another match"):
         events_of(j)
+
+
+def test_a_version_1_peer_is_refused_naming_both_versions():
+    """A hello laid out as protocol 1 had it: magic, version, rules id, nonce, name."""
+    rid = rules_id(Rules())
+    payload = b"LSPONG\x00\x01" + struct.pack("<H", 1) + bytes([len(rid)]) + rid + b"n" * 16 + b"\x02Jo"
+    h = host()
+    h.receive_data(bytes([0x81]) + struct.pack("<H", len(payload)) + payload, 1)
+    end = only_end(events_of(h))
+    assert (end.reason, end.detail) == ("version_mismatch", "protocol versions differ: host 2, joiner 1")
+    refusal = _decode_one(h.data_to_send())
+    assert isinstance(refusal, Refuse) and refusal.reason == "version_mismatch"

@@ -48,6 +48,7 @@ from peer.messages import (
     Message,
     Ping,
     Pong,
+    Purpose,
     Refuse,
     Welcome,
 )
@@ -247,7 +248,7 @@ def check_restore_then_continue_gives_the_same_chain(
     assert other.chain == straight.chain == game.chain, "restore, then continue: another chain"
     assert other.state == straight.state, f"restore, then continue: {other.state} != {straight.state}"
 
-    result = run_synctest(rules, seed, inputs, check_distance)
+    result = run_synctest(lambda: Game(rules, seed), inputs, check_distance)
     assert result.ok, f"synctest: re-simulation diverged first at frame {result.first_bad_frame}"
     assert result.final_chain == straight.chain, "synctest ended on another chain than a straight run"
 
@@ -286,14 +287,25 @@ messages = st.one_of(
         st.just(rules_id(Rules())),
         st.binary(min_size=16, max_size=16),
         _names,
+        st.sampled_from(Purpose),
+        st.binary(max_size=16),
+        _u32,
     ),
     st.builds(Challenge, st.binary(min_size=16, max_size=16), st.booleans(), st.binary(max_size=32)),
     st.builds(Auth, st.binary(max_size=32)),
     st.builds(
-        Welcome, seeds, st.integers(0, 30), st.integers(0, 1), st.just(rules_id(Rules())), _u32, _names
+        Welcome,
+        seeds,
+        st.integers(0, 30),
+        st.integers(0, 1),
+        st.just(rules_id(Rules())),
+        _u32,
+        _names,
+        st.binary(min_size=16, max_size=16),
+        _u32,
     ),
     st.builds(Refuse, _reasons, _names),
-    st.builds(Input, st.integers(0, 3), st.integers(0, 2**13 - 1)),
+    st.builds(Input, st.integers(0, 3), st.integers(0, 2**16 - 1), st.integers(0, 31)),
     st.builds(ChainCheck, seeds, _chains),
     st.builds(Ping, _u32),
     st.builds(Pong, _u32),
