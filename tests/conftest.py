@@ -8,8 +8,10 @@
   default under HypoFuzz (`hypothesis fuzz`), which skips derandomized tests.
 
 HYPOTHESIS_DATABASE=DIR puts the example database of `dev` and `fuzz` in DIR (default:
-.hypothesis/examples in the working directory); workers on several machines that point it at one
-shared directory share what they find. `pong fuzz` uses the same variable.
+.hypothesis/examples in the working directory), HYPOTHESIS_DATABASE=redis://HOST:PORT[/DB] in that
+Redis (tools/fuzz_database.py); workers on several machines that point it at one shared database
+share what they find. `pong fuzz` uses the same variable. A Redis that cannot be used ends the run
+at once with one line and exit 2.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+
+from tools.fuzz_database import DatabaseUnavailable, is_redis, open_database
 
 PROFILE_VARIABLE = "HYPOTHESIS_PROFILE"
 DATABASE_VARIABLE = "HYPOTHESIS_DATABASE"
@@ -35,8 +38,12 @@ def _in_hypofuzz() -> bool:
 
 
 _database = {}
-if os.environ.get(DATABASE_VARIABLE):
-    _database = {"database": DirectoryBasedExampleDatabase(os.path.abspath(os.environ[DATABASE_VARIABLE]))}
+_database_error: str | None = None  # reported by pytest_configure, where it can end the run cleanly
+if _spec := os.environ.get(DATABASE_VARIABLE):
+    try:  # not connected yet: the `ci` profile, which uses no database, must not need the Redis
+        _database = {"database": open_database(_spec, check=False).database}
+    except DatabaseUnavailable as exc:
+        _database_error = str(exc)
 
 settings.register_profile(
     "ci",
@@ -64,6 +71,20 @@ PROFILE = os.environ.get(PROFILE_VARIABLE) or ("fuzz" if _in_hypofuzz() else "ci
 if PROFILE not in ("ci", "dev", "fuzz"):
     raise pytest.UsageError(f"{PROFILE_VARIABLE}={PROFILE!r}: choose ci, dev or fuzz")
 settings.load_profile(PROFILE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A profile that uses the example database gets one that works, or the run ends here."""
+    if PROFILE == "ci" or not _spec:
+        return
+    problem = _database_error
+    if problem is None and is_redis(_spec):
+        try:
+            open_database(_spec)  # a PING, on a client of its own
+        except DatabaseUnavailable as exc:
+            problem = str(exc)
+    if problem is not None:
+        pytest.exit(f"{DATABASE_VARIABLE}: {problem}", returncode=2)
 
 
 def pytest_report_header() -> str:

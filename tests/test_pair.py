@@ -4,7 +4,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockstep.bots import make_bot
-from lockstep.engine import Engine
 from lockstep.game import Game
 from lockstep.rules import Rules
 from peer.messages import Goodbye, encode_input
@@ -133,7 +132,8 @@ def test_a_peer_that_sends_inputs_too_far_ahead_is_a_protocol_error():
     joiner.receive_data(encode_input(1, 0) * 500, 1000)
     assert joiner.outcome.result == "protocol_error"
     assert "ahead" in joiner.outcome.detail
-    assert len(joiner.engine._remote) <= joiner.engine.max_ahead + 1
+    engine = joiner.engine
+    assert engine.remote_inputs_held() <= engine.frame + engine.max_ahead + 1
 
 
 def test_an_oversized_message_ends_the_match_as_a_protocol_error():
@@ -161,8 +161,8 @@ def test_quit_ends_both_sides_with_quit():
 # tools.fuzz_properties.TwoPeersMachine; tests/test_fuzz_properties.py runs it with the suite.
 
 
-def _established_pair(rules=RULES, seed=1):
-    host, joiner = make_pair(rules, seed, delay_frames=2)
+def _established_pair(rules=RULES, seed=1, **options):
+    host, joiner = make_pair(rules, seed, delay_frames=2, **options)
     run_pair(host, joiner, *bots(), max_ticks=40)
     assert host.connection.phase is Phase.PLAYING and joiner.connection.phase is Phase.PLAYING
     return host, joiner
@@ -185,16 +185,9 @@ def test_a_desync_goodbye_naming_any_frame_is_handled_without_an_exception():
 
 def test_when_only_one_side_ends_the_match_both_report_desync():
     """One side's game ends at frame 300, the other's goes on: a divergence at the very end."""
-    host, joiner = _established_pair(Rules(points_to_win=99))
-
-    class EndsAt300(Engine):
-        """The same states and chains, but this side believes the match is over at frame 300."""
-
-        @property
-        def finished(self):
-            return self.frame >= 300 or super().finished
-
-    host.engine.__class__ = EndsAt300  # equal chains: no chain check can notice, only the ends differ
+    # Equal states and chains, but the host's game believes the match is over at frame 300: no
+    # chain check can notice, only the ends differ.
+    host, joiner = _established_pair(Rules(points_to_win=99), host_game=_ends_at(300))
     run_pair(host, joiner, *bots(), max_ticks=2000)
     assert joiner.outcome.result == "desync"
     assert host.outcome.result == "desync", host.outcome
@@ -219,21 +212,23 @@ def test_a_quit_crossing_our_finished_goodbye_still_counts_the_match_as_finished
 
 
 def _ends_at(frame):
-    class EndsAt(Engine):
+    """A game factory: Pong that believes its match is over at `frame` (same states and chains)."""
+
+    class EndsAt(Game):
         @property
         def finished(self):
             return self.frame >= frame or super().finished
 
-    return EndsAt
+    return lambda established: EndsAt(established.rules, established.seed)
 
 
 def test_games_that_end_at_different_frames_are_a_desync_on_both_sides():
     """The host's game ends at 300, the joiner's at 302, and the joiner gets there before the
     host's goodbye arrives: its honest goodbye names a frame the finished host no longer tracks."""
-    host, joiner = make_pair(Rules(points_to_win=99), 4, delay_frames=4)
+    host, joiner = make_pair(
+        Rules(points_to_win=99), 4, delay_frames=4, host_game=_ends_at(300), joiner_game=_ends_at(302)
+    )
     run_pair(host, joiner, *bots(), max_ticks=40)
-    host.engine.__class__ = _ends_at(300)
-    joiner.engine.__class__ = _ends_at(302)
     run_pair(host, joiner, *bots(), one_way_ms=50, max_ticks=2000)
     assert host.outcome.result == joiner.outcome.result == "desync", (host.outcome, joiner.outcome)
 

@@ -1,10 +1,12 @@
 """`pong fuzz`: the determinism properties as a time-boxed fuzzing campaign, or across interpreters.
 
-    pong fuzz [--seconds S] [--only NAME ...] [--keep-going] [--seed S] [--json]
+    pong fuzz [--seconds S] [--only NAME ...] [--keep-going] [--seed S] [--workers N]
+              [--database DIR|redis://HOST:PORT[/DB]] [--json]
     pong fuzz --interpreters [--json]
 
-The campaign (tools/fuzz_campaign.py) needs hypothesis, imported only here in `run`, so that
-`pong --help` stays light; `--interpreters` needs nothing but the standard library.
+The campaign (tools/fuzz_campaign.py; in N processes, tools/fuzz_workers.py) needs hypothesis,
+imported only here in `run`, so that `pong --help` stays light; `--interpreters` needs nothing but
+the standard library.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tools.exitcodes import CommandError
 from tools.output import report, say
 
 DEFAULT_SECONDS = 60.0
+MAX_WORKERS = 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="draw the examples from this seed: the same turns run the same examples (for CI)",
     )
     parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="fuzz in N processes sharing the example database (default: one per core)",
+    )
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="DIR|URL",
+        help="the example database: a directory, or redis://HOST:PORT[/DB] shared by several machines "
+        "(default: $HYPOTHESIS_DATABASE, else .hypothesis/examples)",
+    )
+    parser.add_argument(
         "--interpreters",
         action="store_true",
         help="instead: run fixed and random scripts under every CPython >= 3.10 found and compare chains",
@@ -57,8 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.interpreters:
-        if args.seconds is not None or args.only or args.keep_going or args.seed is not None:
-            raise CommandError("--interpreters takes no --seconds, --only, --keep-going or --seed")
+        if (
+            args.seconds is not None
+            or args.only
+            or args.keep_going
+            or args.seed is not None
+            or args.workers is not None
+            or args.database is not None
+        ):
+            raise CommandError(
+                "--interpreters takes no --seconds, --only, --keep-going, --seed, --workers or --database"
+            )
         return _run_interpreters(args.json)
     return _run_campaign(args)
 
@@ -68,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_campaign(args: argparse.Namespace) -> int:
     try:
-        from tools import fuzz_campaign, fuzz_properties
+        from tools import fuzz_campaign, fuzz_database, fuzz_properties, fuzz_workers
     except ImportError as exc:
         if exc.name is None or not exc.name.startswith("hypothesis"):
             raise
@@ -85,20 +111,41 @@ def _run_campaign(args: argparse.Namespace) -> int:
         raise CommandError(f"no property named {', '.join(unknown)}; choose from: {', '.join(names)}")
     properties = fuzz_properties.by_name(list(dict.fromkeys(args.only)))
     seconds = DEFAULT_SECONDS if args.seconds is None else args.seconds
-    database = fuzz_campaign.default_database_dir()
+    workers = fuzz_workers.default_workers() if args.workers is None else args.workers
+    try:  # checked here, once: a Redis that does not answer is one line, before any worker starts
+        database = fuzz_database.open_database(fuzz_database.spec_from_environment(args.database))
+    except fuzz_database.DatabaseUnavailable as exc:
+        raise CommandError(str(exc)) from None
     seeded = "" if args.seed is None else f", examples drawn from seed {args.seed}"
+    processes = "" if workers == 1 else f" in {workers} processes"
     say(
-        f"fuzzing {_properties(len(properties))} for {seconds:g} s; example database {database}{seeded}",
+        f"fuzzing {_properties(len(properties))} for {seconds:g} s{processes}; "
+        f"example database {database.where}{seeded}",
         sys.stderr,
     )
-    result = fuzz_campaign.run_campaign(
-        properties,
-        seconds,
-        database_dir=database,
-        keep_going=args.keep_going,
-        progress=fuzz_campaign.Progress(sys.stderr),
-        seed=args.seed,
-    )
+    progress = fuzz_campaign.Progress(sys.stderr)
+    try:
+        if workers == 1:
+            result = fuzz_campaign.run_campaign(
+                properties,
+                seconds,
+                database=database.database,
+                keep_going=args.keep_going,
+                progress=progress,
+                seed=args.seed,
+            )
+        else:
+            result = fuzz_workers.run_workers(
+                [p.name for p in properties],
+                seconds,
+                workers,
+                database=database.spec,
+                keep_going=args.keep_going,
+                seed=args.seed,
+                progress=progress,
+            )
+    except (fuzz_database.DatabaseUnavailable, fuzz_workers.WorkersFailed) as exc:
+        raise CommandError(str(exc)) from None
     for failure in result.failures:
         say(f"FAILED: property {failure.property}: {failure.error}")
         say(f"  at {failure.where}")
@@ -129,8 +176,9 @@ def _run_campaign(args: argparse.Namespace) -> int:
         "per_property": result.per_property,
         "failures": [f.as_dict() for f in result.failures],
         "interrupted": result.interrupted,
-        "database": str(database),
+        "database": database.where,
         "seed": args.seed,
+        "workers": workers,
     }
     report(summary, fields, args.json)
     if result.failures:
@@ -201,6 +249,10 @@ def _run_interpreters(as_json: bool) -> int:
         failed=not check.ok,
     )
     return exitcodes.OK if check.ok else exitcodes.CHECK_FAILED
+
+
+def _workers(text: str) -> int:
+    return types.int_in(text, 1, MAX_WORKERS, "workers")
 
 
 def _properties(count: int) -> str:

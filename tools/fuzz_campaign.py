@@ -6,9 +6,10 @@ take about `turn_seconds`, until the time is up. When the time runs out in the m
 the next example stops the run (an exception hypothesis does not treat as a failure), so a
 campaign ends on time without ever recording a false failure. Found failures are shrunk in full.
 
-Failing examples go to the persistent example database (`.hypothesis/examples`, or the directory
-in `HYPOTHESIS_DATABASE`), so the next campaign replays them first. Every failure is written out
-as a ready-to-paste pytest test, `fuzz-regression-<property>.py`.
+Failing examples go to the persistent example database (`.hypothesis/examples`, or what
+`HYPOTHESIS_DATABASE` names: a directory or a Redis, tools/fuzz_database.py), so the next campaign
+replays them first, and so does every other campaign sharing that database, on every turn. Every
+failure is written out as a ready-to-paste pytest test, `fuzz-regression-<property>.py`.
 
 By default every turn draws fresh random examples. With a `seed`, turn k of property P draws them
 from a seed made of (seed, P, k): the same turns run the same examples, which is what a test suite
@@ -37,6 +38,7 @@ from hypothesis import settings as Settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.reporting import with_reporter
 
+from tools.fuzz_database import DatabaseUnavailable, database_errors, describe, spec_from_environment
 from tools.fuzz_properties import (
     COUNTS,
     GivenProperty,
@@ -49,12 +51,17 @@ from tools.fuzz_properties import (
 
 def default_database_dir() -> Path:
     """Where failing examples persist: `HYPOTHESIS_DATABASE`, else `.hypothesis/examples` here."""
-    return Path(os.environ.get("HYPOTHESIS_DATABASE") or Path(".hypothesis") / "examples")
+    return Path(spec_from_environment())
 
 
 class _TimeUp(KeyboardInterrupt):
     """Stops a hypothesis run between examples. Hypothesis re-raises a KeyboardInterrupt without
     saving the example or shrinking it, so this can never pass for a failure."""
+
+
+class _DatabaseLost(KeyboardInterrupt):
+    """The database's storage failed (a Redis that went away): like _TimeUp, hypothesis lets it
+    through without taking it for a failure of the property, and the campaign ends."""
 
 
 class _WatchedDatabase(ExampleDatabase):
@@ -65,19 +72,31 @@ class _WatchedDatabase(ExampleDatabase):
         super().__init__()
         self.inner = inner
         self.saved = False
+        self.errors = database_errors()
 
     def save(self, key: bytes, value: bytes) -> None:
         self.saved = True
-        self.inner.save(key, value)
+        with self._storage():
+            self.inner.save(key, value)
 
     def fetch(self, key: bytes) -> Iterable[bytes]:
-        return self.inner.fetch(key)
+        with self._storage():
+            return list(self.inner.fetch(key))  # read now: a generator would fail later, anywhere
 
     def delete(self, key: bytes, value: bytes) -> None:
-        self.inner.delete(key, value)
+        with self._storage():
+            self.inner.delete(key, value)
 
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
-        self.inner.move(src, dest, value)
+        with self._storage():
+            self.inner.move(src, dest, value)
+
+    @contextlib.contextmanager
+    def _storage(self) -> Iterator[None]:
+        try:
+            yield
+        except self.errors as error:
+            raise _DatabaseLost(describe(error)) from error
 
 
 @dataclass
@@ -145,20 +164,28 @@ def run_campaign(
     seconds: float,
     *,
     database_dir: str | os.PathLike[str] | None = None,
+    database: ExampleDatabase | None = None,
     regression_dir: str | os.PathLike[str] = ".",
     keep_going: bool = False,
     progress: Progress | None = None,
     turn_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     seed: int | None = None,
+    worker: int = 0,
+    stop: Callable[[], bool] | None = None,
 ) -> CampaignResult:
     """Fuzz `properties` in turns for `seconds` (by `clock`); stop at the first failure unless
-    `keep_going`. With a `seed`, each turn's examples are determined by the seed, the property and
-    the turn's number (see the module's docstring)."""
+    `keep_going`. With a `seed`, each turn's examples are determined by the seed, the property,
+    the turn's number and the `worker` (one of several campaigns sharing the database, each with
+    examples of its own; see the module's docstring).
+
+    The examples are kept in `database`, else in the directory `database_dir` (default: see
+    `default_database_dir`). When `stop()` turns true the campaign ends as if its time were up.
+    A database whose storage fails raises DatabaseUnavailable."""
     if not properties:
         raise ValueError("no properties to run")
-    database = _WatchedDatabase(
-        DirectoryBasedExampleDatabase(os.fspath(database_dir or default_database_dir()))
+    watched = _WatchedDatabase(
+        database or DirectoryBasedExampleDatabase(os.fspath(database_dir or default_database_dir()))
     )
     if turn_seconds is None:
         # Short campaigns visit every property a few times; long ones spend less on switching.
@@ -184,30 +211,33 @@ def run_campaign(
             f"{'' if current[0] == 'done' else 'now '}{current[0]}, {left:.0f} s left"
         )
 
+    def over(now: float) -> bool:
+        return now >= deadline or (stop is not None and stop())
+
     def observe(name: str) -> None:
         now = clock()
         # Once a turn has found a failure, let hypothesis shrink it even past the deadline.
-        if now >= deadline and not database.saved:
+        if over(now) and not watched.saved:
             raise _TimeUp
         if progress is not None:
             progress.show(now, status(now))
 
     add_observer(observe)
     try:
-        while active and clock() < deadline:
+        while active and not over(clock()):
             for prop in list(active):
                 now = clock()
-                if now >= deadline:
+                if over(now):
                     break
                 turn = min(turn_seconds, deadline - now)
                 rate = rates.get(prop.name)
                 max_examples = 2 if rate is None else max(1, min(int(rate * turn), 1_000_000))
                 current[0] = prop.name
-                database.saved = False
+                watched.saved = False
                 before = COUNTS[prop.name]
                 began = clock()
-                turn_seed = None if seed is None else _turn_seed(seed, prop.name, turns_of[prop.name])
-                failure = _run_turn(prop, max_examples, database, regression_dir, turn_seed)
+                turn_seed = None if seed is None else _turn_seed(seed, prop.name, turns_of[prop.name], worker)
+                failure = _run_turn(prop, max_examples, watched, regression_dir, turn_seed)
                 took = max(clock() - began, 1e-6)
                 result.turns += 1
                 turns_of[prop.name] += 1
@@ -219,6 +249,8 @@ def run_campaign(
                     if not keep_going:
                         active.clear()
                         break
+    except _DatabaseLost as lost:
+        raise DatabaseUnavailable(f"the example database failed: {lost}") from None
     except KeyboardInterrupt:  # a real Ctrl-C (time-ups never leave _run_turn)
         result.interrupted = True
     finally:
@@ -233,8 +265,10 @@ def run_campaign(
     return result
 
 
-def _turn_seed(seed: int, name: str, turn: int) -> int:
-    digest = hashlib.blake2b(f"{seed}/{name}/{turn}".encode(), digest_size=8).digest()
+def _turn_seed(seed: int, name: str, turn: int, worker: int = 0) -> int:
+    # Worker 0 draws what a campaign alone draws; the others each a sequence of their own.
+    text = f"{seed}/{name}/{turn}" + (f"/{worker}" if worker else "")
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
