@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ProtocolError(Exception):
-    """Base class. `reason` is the goodbye/refusal reason code of DESIGN section 5."""
+    """Base class. `reason` is the goodbye/refusal reason code (`peer.messages.REASONS`)."""
 
     def __init__(self, message: str, reason: str = "protocol_error") -> None:
         super().__init__(message)

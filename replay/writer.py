@@ -161,7 +161,7 @@ class ReplayWriter:
     def finish(self, end_reason: str) -> None:
         """An orderly end: write the pending frames and the footer, then close the file.
 
-        `end_reason` is one of the reasons of DESIGN.md section 5 (`finished`, `quit`, `desync`,
+        `end_reason` is the reason the match ended with (`finished`, `quit`, `desync`,
         `peer_timeout`, ...); it is stored as at most 64 bytes of UTF-8, "unknown" when empty."""
         if self._file is None:
             self._raise_closed()

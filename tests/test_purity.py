@@ -1,4 +1,4 @@
-"""The core stays pure and the packages stay layered (DESIGN.md section 1), checked on the source."""
+"""The core stays pure and the packages stay layered (docs/design.md, "Layers"), checked on the source."""
 
 import ast
 from pathlib import Path
@@ -212,7 +212,7 @@ def test_the_core_never_imports_pygame_at_run_time():
 
 
 def test_only_the_transport_imports_socket():
-    """All network I/O goes through peer/transport.py (DESIGN.md section 5); everything else is testable."""
+    """All network I/O goes through peer/transport.py; everything else is testable without a socket."""
     transport = ROOT / "peer" / "transport.py"
     offenders = [
         f"{path.relative_to(ROOT)}:{lineno}"

@@ -1,4 +1,4 @@
-"""`pong bench`: the performance figures of DESIGN.md section 11, each against its target.
+"""`pong bench`: the performance figures (docs/cli.md, `pong bench`), each against its target.
 
 Figures are measured, never asserted by tests: timing depends on the machine. Each figure is a
 function returning a number; later subsystems add theirs to `FIGURES`. A figure that cannot be

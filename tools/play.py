@@ -176,7 +176,7 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
 
 
 def exit_code(result: SessionResult) -> int:
-    """DESIGN section 9: 0 success, 1 a check failed, 2 bad usage or unwritable replay, 3 network."""
+    """0 success, 1 a check failed, 2 bad usage or unwritable replay, 3 network (docs/cli.md)."""
     if result.problem == "usage":
         return exitcodes.USAGE
     if result.problem == "network":
