@@ -2,7 +2,7 @@
 
 The TCP session and the in-memory pair both drive a `MatchPeer`: feed it the peer's bytes and the
 time, let it sample local input and advance, then write out `data_to_send()`. It decides how the
-match ends and why (DESIGN section 6), and never touches a socket or a clock.
+match ends and why (docs/design.md, "How a match ends"), and never touches a socket or a clock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ LINGER_MS = 2000
 class Outcome:
     """How a match ended, from this side."""
 
-    result: str  # one of the reasons of DESIGN section 5
+    result: str  # one of peer.messages.REASONS
     detail: str
     by_remote: bool  # the peer ended it: its goodbye or refusal, or it went away (not: we found it at fault)
     frames: int  # frames simulated on this side (each with both players' inputs)

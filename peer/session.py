@@ -1,6 +1,6 @@
 """A live match over TCP: the host or joiner loop, its replay, its report and its result.
 
-One thread, non-blocking sockets pumped from the game loop (DESIGN section 6). The `MatchPeer`
+One thread, non-blocking sockets pumped from the game loop. The `MatchPeer`
 decides everything about the match; this module moves bytes, keeps time, records the replay and
 talks to a `Frontend` (the headless bot driver or the game window).
 
