@@ -1,4 +1,5 @@
-"""The pure core of Lockstep Pong: rules, state, simulation, encoding and the hash chain.
+"""The pure core of Lockstep Pong: rules, state, simulation, encoding, the hash chain, and the
+lockstep engine that drives any `Simulation` (Pong's `Game` is one).
 
 No clock, no I/O, no floats, no randomness but the seeded generator inside the state; a test
 (`tests/test_purity.py`) enforces it.
@@ -6,28 +7,62 @@ No clock, no I/O, no floats, no randomness but the seeded generator inside the s
 
 from lockstep.chain import CHAIN_SIZE, chain_next, chain_start
 from lockstep.codec import STATE_SIZE, StateCodecError, decode, encode
+from lockstep.engine import (
+    CHAIN_BITS,
+    DEFAULT_CHAIN_EVERY,
+    MAX_CHECK_LAG,
+    MAX_DELAY_FRAMES,
+    NO_CHECK_LAG,
+    ChainToSend,
+    DesyncDetected,
+    Engine,
+    Event,
+    FrameAdvanced,
+    LocalInput,
+    RemoteAheadError,
+    auto_delay,
+    chain_bits,
+)
 from lockstep.game import Game, Snapshot
 from lockstep.inputs import DOWN, NEUTRAL, UP, pack, unpack
 from lockstep.rules import SIM_VERSION, TICKS_PER_SECOND, UNIT, Rules, RulesError, rules_id
 from lockstep.sim import step
+from lockstep.simulation import Simulation
 from lockstep.state import FIELDS, State, initial_state, winner
+from lockstep.synctest import SynctestResult, run_synctest
 
 __all__ = [
+    "CHAIN_BITS",
     "CHAIN_SIZE",
+    "DEFAULT_CHAIN_EVERY",
     "DOWN",
     "FIELDS",
+    "MAX_CHECK_LAG",
+    "MAX_DELAY_FRAMES",
     "NEUTRAL",
+    "NO_CHECK_LAG",
     "SIM_VERSION",
     "STATE_SIZE",
     "TICKS_PER_SECOND",
     "UNIT",
     "UP",
+    "ChainToSend",
+    "DesyncDetected",
+    "Engine",
+    "Event",
+    "FrameAdvanced",
     "Game",
+    "LocalInput",
+    "RemoteAheadError",
     "Rules",
     "RulesError",
+    "Simulation",
     "Snapshot",
     "State",
     "StateCodecError",
+    "SynctestResult",
+    "auto_delay",
+    "chain_bits",
     "chain_next",
     "chain_start",
     "decode",
@@ -35,6 +70,7 @@ __all__ = [
     "initial_state",
     "pack",
     "rules_id",
+    "run_synctest",
     "step",
     "unpack",
     "winner",

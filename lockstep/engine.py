@@ -1,34 +1,41 @@
 """The lockstep engine: when a frame may be simulated, and whether both peers still agree.
 
 No I/O and no clock: the caller feeds it local inputs, the remote peer's inputs and chain checks,
-and drains the events it produces (GGRS-style: nothing is ever called back). The engine owns the
-pure `Game`, so a caller cannot advance a frame without the chain being computed and checked.
+and drains the events it produces (GGRS-style: nothing is ever called back). The engine drives
+any `Simulation` it is given (Pong's `Game`, a test's tiny game) and knows nothing of its rules:
+it only advances it with both players' inputs, reads its chain and keeps its snapshots, so a
+caller cannot advance a frame without the chain being computed and checked.
 
 Frame numbering: frame f is the step from state f to state f+1 and needs both players' inputs
 for f. Inputs for frames below the delay D are neutral. The local input sampled while the local
-simulation stands at frame f applies to frame f + D, and carries the low `CHAIN_BITS` bits of the
-local chain at frame f, so every input doubles as a chain check of the frame it was sampled at.
-Frame f is simulated only after that sample: each local sample lets the game advance one frame.
+simulation stands at frame s applies to frame s + D, and carries the low `CHAIN_BITS` bits of the
+local chain at frame s - lag (the check lag: always 0 here, where every frame is final when it
+runs), so every input doubles as a chain check of a frame it names. Frame s is simulated only
+after that sample: each local sample lets the game advance one frame.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from lockstep.chain import chain_next
-from lockstep.game import Game
 from lockstep.inputs import INPUT_MASK
-from lockstep.rules import TICKS_PER_SECOND, Rules
-from lockstep.state import State
+from lockstep.rules import TICKS_PER_SECOND
+from lockstep.simulation import Simulation
 
-CHAIN_BITS = 13
+CHAIN_BITS = 16
 CHAIN_BITS_MASK = (1 << CHAIN_BITS) - 1
+MAX_CHECK_LAG = 30
+NO_CHECK_LAG = 31  # the check lag of an input that carries no chain check
 MAX_DELAY_FRAMES = 30
 DEFAULT_CHAIN_EVERY = 60  # full 8-byte chain exchanged once per second of play
 
+G = TypeVar("G", bound=Simulation)
+
 
 def chain_bits(chain: bytes) -> int:
+    """The bits of a chain an input carries: its first two bytes, little-endian."""
     return (chain[0] | chain[1] << 8) & CHAIN_BITS_MASK
 
 
@@ -51,11 +58,13 @@ class RemoteAheadError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LocalInput:
-    """What the caller must send for a sampled local input."""
+    """What the caller must send for a sampled local input: the input of `frame`, and the chain
+    bits of frame `frame - delay - check_lag`."""
 
     frame: int
     player_input: int
     chain_bits: int
+    check_lag: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +101,15 @@ class DesyncDetected:
 Event = FrameAdvanced | ChainToSend | DesyncDetected
 
 
-class Engine:
+class Engine(Generic[G]):
     def __init__(
         self,
-        rules: Rules,
-        seed: int,
+        game: G,
         delay_frames: int,
         local_slot: int,
         *,
         chain_every: int = DEFAULT_CHAIN_EVERY,
         history_frames: int = 120,
-        debug_desync_at: int | None = None,
     ) -> None:
         if not 0 <= delay_frames <= MAX_DELAY_FRAMES:
             raise ValueError(f"input delay must be 0..{MAX_DELAY_FRAMES} frames")
@@ -110,22 +117,21 @@ class Engine:
             raise ValueError("local slot must be 0 (left) or 1 (right)")
         if chain_every < 1:
             raise ValueError("chain_every must be >= 1")
-        self.rules = rules
+        self.game = game
         self.delay = delay_frames
         self.local_slot = local_slot
         self.chain_every = chain_every
         # An honest peer is at most D frames ahead of our inputs, and its inputs at most D more.
         self.max_ahead = 2 * delay_frames + 32
-        self.game = Game(rules, seed)
-        self.debug_desync_at = debug_desync_at
         self.desync: DesyncDetected | None = None
         # Input queues aligned with the current frame: index 0 is the input for `self.frame`.
         self._local: deque[int] = deque([0] * delay_frames)
         self._remote: deque[int] = deque([0] * delay_frames)
-        # Recent history for chain checks and desync reports: chain and state of each frame.
+        # Recent history for chain checks and desync reports: chain and snapshot of each frame.
+        # It reaches back further than any check an honest peer can name (delay + lag).
         keep = max(history_frames, self.max_ahead + 1)
-        self._chains: deque[bytes] = deque([self.game.chain], maxlen=keep)
-        self._states: deque[State] = deque([self.game.state.copy()], maxlen=keep)
+        self._chains: deque[bytes] = deque([game.chain], maxlen=keep)
+        self._snapshots: deque[object] = deque([game.save()], maxlen=keep)
         self._inputs: deque[int] = deque(maxlen=keep)  # frame inputs of frames in history
         self._pending_bits: dict[int, int] = {}
         self._pending_full: dict[int, bytes] = {}
@@ -135,11 +141,11 @@ class Engine:
     # -- queries -------------------------------------------------------------------------------
     @property
     def frame(self) -> int:
-        return self.game.state.frame
+        return self.game.frame
 
     @property
     def finished(self) -> bool:
-        return bool(self.game.state.over)
+        return self.game.finished
 
     @property
     def last_agreed_frame(self) -> int:
@@ -154,19 +160,29 @@ class Engine:
         """The first frame whose remote input has not arrived yet."""
         return self.frame + len(self._remote)
 
+    def remote_inputs_held(self) -> int:
+        """The first frame whose remote input we do not hold: what to tell a peer after a drop."""
+        return self.remote_input_end()
+
     def waiting_for_remote(self) -> bool:
         """The next frame has its local input but not the peer's."""
         return (
             len(self._local) > self.delay and not self._remote and not self.finished and self.desync is None
         )
 
+    def pending_checks(self) -> int:
+        """Chain checks received for frames not simulated yet."""
+        return len(self._pending_bits.keys() | self._pending_full.keys())
+
     def chain_at(self, frame: int) -> bytes | None:
         index = frame - (self.frame - len(self._chains) + 1)
         return self._chains[index] if 0 <= index < len(self._chains) else None
 
-    def state_at(self, frame: int) -> State | None:
-        index = frame - (self.frame - len(self._states) + 1)
-        return self._states[index].copy() if 0 <= index < len(self._states) else None
+    def snapshot_at(self, frame: int) -> object | None:
+        """The game's `save()` of `frame`, if still in history. The engine's own: restore from it,
+        read it, never change it."""
+        index = frame - (self.frame - len(self._snapshots) + 1)
+        return self._snapshots[index] if 0 <= index < len(self._snapshots) else None
 
     def inputs_before(self, frame: int, count: int) -> list[tuple[int, int]]:
         """(frame, frame_input) of up to `count` frames before state `frame`, from history."""
@@ -185,10 +201,14 @@ class Engine:
         sampled_at = frame - self.delay
         chain = self.chain_at(sampled_at)
         assert chain is not None, "the frame an input is sampled at is always in history"
-        return LocalInput(frame, player_input, chain_bits(chain))
+        return LocalInput(frame, player_input, chain_bits(chain), 0)
 
-    def add_remote_input(self, player_input: int, remote_chain_bits: int) -> int:
-        """Queue the peer's next input (frames are implicit: TCP keeps them in order)."""
+    def add_remote_input(self, player_input: int, remote_chain_bits: int, check_lag: int = 0) -> int:
+        """Queue the peer's next input (frames are implicit: TCP keeps them in order); returns its
+        frame. Its chain bits are checked against frame `frame - delay - check_lag`, unless the
+        lag is `NO_CHECK_LAG`."""
+        if not 0 <= check_lag <= NO_CHECK_LAG:
+            raise ValueError(f"check lag must be 0..{MAX_CHECK_LAG} or {NO_CHECK_LAG} (no check)")
         frame = self.frame + len(self._remote)
         if frame > self.frame + self.max_ahead:
             raise RemoteAheadError(
@@ -196,7 +216,8 @@ class Engine:
                 f"(at most {self.max_ahead} frames ahead are allowed)"
             )
         self._remote.append(player_input & INPUT_MASK)
-        self._check(frame - self.delay, remote_chain_bits & CHAIN_BITS_MASK, None)
+        if check_lag != NO_CHECK_LAG:
+            self._check(frame - self.delay - check_lag, remote_chain_bits & CHAIN_BITS_MASK, None)
         return frame
 
     def add_remote_chain(self, frame: int, chain: bytes) -> None:
@@ -224,20 +245,13 @@ class Engine:
 
     def _step(self, frame_input: int) -> None:
         game = self.game
-        prev_chain = game.chain
         chain = game.advance(frame_input)
-        frame = game.state.frame
-        if frame == self.debug_desync_at:
-            # A testing hook inside the core, on purpose: `--debug-desync-at` must perturb the very
-            # state the chain certifies, so detection, reports and `pong desync` can be tested.
-            state = game.state
-            state.ball_y = state.ball_y + 1 if state.ball_y == 0 else state.ball_y - 1
-            chain = game.chain = chain_next(prev_chain, state)
+        frame = game.frame
         self._chains.append(chain)
-        self._states.append(game.state.copy())
+        self._snapshots.append(game.save())
         self._inputs.append(frame_input)
         self._events.append(FrameAdvanced(frame, frame_input, chain))
-        if frame % self.chain_every == 0 or self.finished:
+        if frame % self.chain_every == 0 or game.finished:
             self._events.append(ChainToSend(frame, chain))
         bits = self._pending_bits.pop(frame, None)
         full = self._pending_full.pop(frame, None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from lockstep.rules import Rules
 from peer.match import InputSource, MatchPeer
+from peer.perturb import GameFactory
 from peer.protocol import Connection, HostConfig, JoinerConfig, Role, Timeouts
 
 
@@ -43,11 +44,16 @@ def make_pair(
     joiner_key: bytes | None = None,
     host_desync_at: int | None = None,
     joiner_desync_at: int | None = None,
+    host_game: GameFactory | None = None,
+    joiner_game: GameFactory | None = None,
     chain_every: int = 60,
     timeouts: Timeouts | None = None,
     now_ms: int = 0,
 ) -> tuple[MatchPeer, MatchPeer]:
-    """A host and a joiner whose connections are ready to exchange bytes (nonces fixed)."""
+    """A host and a joiner whose connections are ready to exchange bytes (nonces fixed).
+
+    Each side plays the game its factory makes from the handshake (Pong when None), whose `rules`
+    and `seed` are these either way."""
     timeouts = timeouts or Timeouts()
     host = MatchPeer(
         Connection(
@@ -57,6 +63,7 @@ def make_pair(
             host=HostConfig(rules, seed, delay_frames, host_key, "host"),
             timeouts=timeouts,
         ),
+        game_factory=host_game,
         debug_desync_at=host_desync_at,
         chain_every=chain_every,
     )
@@ -64,6 +71,7 @@ def make_pair(
         Connection(
             Role.JOINER, now_ms, b"J" * 16, joiner=JoinerConfig(joiner_key, "joiner"), timeouts=timeouts
         ),
+        game_factory=joiner_game,
         debug_desync_at=joiner_desync_at,
         chain_every=chain_every,
     )

@@ -31,7 +31,7 @@ def test_restore_at_any_frame_then_continue_gives_the_same_chain(seed, frames, d
 
 @given(st.integers(0, 2**32), st.integers(1, 12))
 def test_synctest_passes_for_any_check_distance(seed, distance):
-    result = run_synctest(RULES, seed, random_inputs(seed, 600), distance)
+    result = run_synctest(lambda: Game(RULES, seed), random_inputs(seed, 600), distance)
     assert result.ok and result.first_bad_frame is None
     assert result.final_chain == Game(RULES, seed).run(random_inputs(seed, 600))
 
@@ -46,7 +46,7 @@ def test_synctest_names_the_first_frame_a_leaky_restore_breaks(monkeypatch):
         self.state.rng = rng ^ 1
 
     monkeypatch.setattr(Game, "restore", leaky_restore)
-    result = run_synctest(RULES, 3, random_inputs(3, 400), 4)
+    result = run_synctest(lambda: Game(RULES, 3), random_inputs(3, 400), 4)
     assert not result.ok
     # Rollbacks start at frame 1 (back to the start while fewer than 4 frames exist), and the rng
     # is part of the hashed state.

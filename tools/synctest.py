@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lockstep.game import Game
 from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from lockstep.synctest import run_synctest
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         )
     # A match that never ends by points, so every frame exercises the moving game.
     rules = Rules(points_to_win=999)
-    result = run_synctest(rules, args.seed, random_inputs(args.seed, args.frames), args.check_distance)
+    seed = args.seed
+    result = run_synctest(lambda: Game(rules, seed), random_inputs(seed, args.frames), args.check_distance)
     if result.ok:
         summary = (
             f"synctest ok: {result.frames} frames, rolled back {args.check_distance} frames every frame "
