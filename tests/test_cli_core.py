@@ -221,7 +221,11 @@ def test_help_lists_commands_and_does_not_import_pygame():
         ("host:08080", ("host", 8080), ("host", 8080)),  # decimal, leading zero or not
         ("host:0", None, None),  # nobody listens on port 0
         ("host:65536", None, None),
-        (":7000", None, None),
+        (":7000", ("127.0.0.1", 7000), None),  # joining this machine
+        ("7777", None, None),  # a port, not the address 0.0.30.97
+        ("127.1:7000", None, None),  # the resolver's shorthand for 127.0.0.1: nobody means it
+        ("0x7f000001", None, None),
+        ("010.0.0.1", None, None),  # octal to the resolver, decimal to a person
         ("[::1]7000", None, None),
         ("host:http", None, None),
         ("1.2.3.4:5:6", None, None),  # a typo, not an IPv6 address: usage, not "cannot resolve"
@@ -237,6 +241,38 @@ def test_addresses_are_parsed_alike_by_join_and_netsim(text, joined, forwarded):
                 parse(text)
         else:
             assert parse(text) == expected
+
+
+def test_a_bare_number_to_join_is_refused_before_any_connection_with_the_address_meant(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a bare number must never reach the resolver or a socket")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["join", "7777", "--headless", "--bot", "tracker"])
+    assert exit_info.value.code == 2
+    with pytest.raises(argparse.ArgumentTypeError, match=r"use 127\.0\.0\.1:7777"):
+        types.address("7777")
+
+
+@pytest.mark.parametrize(
+    "args, usage, meant",
+    [
+        (["host", "--poits", "3"], "usage: pong host ", "--points"),
+        (["join", "h:1", "--kye=x"], "usage: pong join ", "--key"),
+        (["replay", "verify", "x.replay", "--jsno"], "usage: pong replay verify ", "--json"),
+        (["hots"], "usage: pong ", "host"),
+    ],
+)
+def test_a_mistyped_option_gets_its_commands_usage_and_a_did_you_mean(args, usage, meant):
+    result = run_pong(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(usage)
+    assert lines[-1].startswith("pong: error: ") and f"(did you mean {meant}?)" in lines[-1]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 
 DEFAULT_PORT = 7777  # where `pong host` listens and `pong join HOST` connects unless told otherwise
 SYNCTEST_MAX_FRAMES = 10_000_000  # synctest holds every frame's input in memory (and takes a while)
@@ -98,10 +99,35 @@ def _split_address(text: str) -> tuple[str, str | None]:
     return host, port_text if sep else None
 
 
-def _address(text: str, default_port: int | None) -> tuple[str, int]:
+LOCAL_HOST = "127.0.0.1"  # `pong join :7777` joins this machine
+# What the system's resolver reads as an IPv4 address though it is no dotted quad: "7777" is
+# 0.0.30.97, "127.1" is 127.0.0.1, "0x7f000001" too. Nobody means those; refused before any dial.
+_LOOSE_IPV4 = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]*))*")
+
+
+def _check_host(host: str, text: str) -> None:
+    if not _LOOSE_IPV4.fullmatch(host):
+        return
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        if host.isdigit() and 0 < int(host) <= 65535 and host == text.strip():
+            raise argparse.ArgumentTypeError(
+                f"{host} is a port, not an address: use {LOCAL_HOST}:{int(host)} to join this machine "
+                f"(or HOST:{int(host)} for another)"
+            ) from None
+        raise argparse.ArgumentTypeError(
+            f"{host!r} is not an address: write an IPv4 address in full (like 192.168.1.20) or a name"
+        ) from None
+
+
+def _address(text: str, default_port: int | None, empty_host: str | None = None) -> tuple[str, int]:
     host, port_text = _split_address(text.strip())
+    if not host and port_text and empty_host is not None:
+        host = empty_host
     if not host:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    _check_host(host, text)
     if port_text is None:
         if default_port is None:
             raise argparse.ArgumentTypeError(
@@ -115,8 +141,9 @@ def _address(text: str, default_port: int | None) -> tuple[str, int]:
 
 
 def address(text: str) -> tuple[str, int]:
-    """Where to join: HOST:PORT, [IPv6]:PORT, or a host alone (port 7777). Port 0 is refused."""
-    return _address(text, DEFAULT_PORT)
+    """Where to join: HOST:PORT, [IPv6]:PORT, :PORT (this machine), or a host alone (port 7777).
+    Port 0 is refused, and so is a bare number (a port, not an address)."""
+    return _address(text, DEFAULT_PORT, empty_host=LOCAL_HOST)
 
 
 def host_port(text: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ import pygame.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.metadata
 import json
@@ -41,10 +42,52 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         stopping.hold()  # its last words, like a result's, are not cut by a signal
         self.print_usage(sys.stderr)
-        say(f"{self.prog}: error: {message}", sys.stderr)
+        fail(_suggest_command(message))
         if _Parser.json_errors:
             say(json.dumps({"ok": False, "error": message, "exit_code": exitcodes.USAGE}))
         raise SystemExit(exitcodes.USAGE)
+
+
+def _suggest_command(message: str) -> str:
+    """argparse's "invalid choice: 'hots'" for a command, with the command that was meant."""
+    if message.startswith("argument COMMAND: invalid choice: "):
+        typed = message.split("'")[1] if message.count("'") >= 2 else ""
+        close = difflib.get_close_matches(typed, [name for name, _, _ in COMMANDS], n=1)
+        return f"no command {typed!r}" + (f" (did you mean {close[0]}?)" if close else "; see pong --help")
+    return message
+
+
+def unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """What argparse calls "unrecognized arguments", with the option that was probably meant."""
+    options = [option for action in parser._actions for option in action.option_strings]
+    for extra in extras:
+        if extra.startswith("-"):
+            typed = extra.split("=", 1)[0]
+            close = difflib.get_close_matches(typed, options, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f"; see {parser.prog} --help"
+            return f"unknown option {typed}{hint}"
+    return f"unexpected argument{'s' if len(extras) > 1 else ''}: {' '.join(extras)}"
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse like `parse_args`, but an unknown option is reported by the (sub-)command it was given
+    to, with that command's usage: `pong host --poits 3` is about `pong host`, not about `pong`."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = parser
+        while True:
+            chosen = [
+                action.choices[getattr(args, action.dest)]
+                for action in command._actions
+                if isinstance(action, argparse._SubParsersAction)
+                and isinstance(action.choices, dict)
+                and getattr(args, action.dest, None) in action.choices
+            ]
+            if not chosen:
+                break
+            command = chosen[0]
+        command.error(unrecognized(command, extras))
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +147,7 @@ def main(argv: Sequence[str] | None = None, *, exiting: bool = False) -> int:
     code: int | None = None
     try:
         previous = stopping.install(stopping.interrupt, stopping.TERMINATION_SIGNALS)
-        args = build_parser().parse_args(argv)  # imports the commands: Ctrl-C may land here too
+        args = parse(build_parser(), argv)  # imports the commands: Ctrl-C may land here too
         code = int(args.run(args))
         stopping.hold()
     except CommandError as exc:
