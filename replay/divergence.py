@@ -57,8 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lockstep.chain import CHAIN_SIZE, chain_next, chain_start
+from lockstep.game import Game, Snapshot
 from lockstep.rules import Rules
-from lockstep.sim import step
 from lockstep.state import FIELDS, State, initial_state
 from replay.reader import Replay
 
@@ -192,28 +192,31 @@ def simulate(
     """Chains of every frame from the side's base (8 bytes each) and the states of `want`."""
     base = side.base
     assert base is not None
-    rules = side.rules
-    state = base.state.copy()
-    chain = base.chain
-    out = bytearray(chain)
-    wanted = set(want)
-    states: dict[int, State] = {}
-    f = base.frame
-    if f in wanted:
-        states[f] = state.copy()
+    game = Game(side.rules, side.seed)
+    game.restore(Snapshot(base.state, base.chain))
+    out = bytearray(base.chain)
     inputs = side.inputs if upto is None else side.inputs[: max(0, upto - base.frame)]
-    change_at = model.frame if model is not None else -1
-    _step, _next = step, chain_next
-    for frame_input in inputs:
-        _step(state, rules, frame_input)
-        f += 1
-        if f == change_at:
+    last = base.frame + len(inputs)
+    wanted = {f for f in want if base.frame <= f <= last}
+    change_at = model.frame if model is not None and base.frame < model.frame <= last else None
+    states: dict[int, State] = {}
+    if base.frame in wanted:
+        states[base.frame] = game.state.copy()
+    f = base.frame
+    # Run between the frames where something happens (a state wanted, the model's change).
+    for stop in sorted(wanted | ({change_at} if change_at is not None else set())):
+        if stop == change_at:
             assert model is not None
-            state = model.state.copy()
-        chain = _next(chain, state)
-        out += chain
-        if f in wanted:
-            states[f] = state.copy()
+            game.run(inputs[f - base.frame : stop - 1 - base.frame], out)
+            # The real game departs here: after this frame's step its state is the model's.
+            game.restore(Snapshot(model.state, chain_next(game.chain, model.state)))
+            out += game.chain
+        elif stop > f:
+            game.run(inputs[f - base.frame : stop - base.frame], out)
+        f = max(f, stop)
+        if stop in wanted:
+            states[stop] = game.state.copy()
+    game.run(inputs[f - base.frame :], out)
     return bytes(out), states
 
 
@@ -308,8 +311,7 @@ def _search(side: Side, plain: bytes, good: int, bad: int) -> Model | None:
         return None
     target = side.recorded_chains[bad]
     _, states = simulate(side, upto=bad, want=range(good + 1, bad + 1))
-    rules = side.rules
-    _step, _next = step, chain_next
+    game = Game(side.rules, side.seed)
     for frame in range(good + 1, bad + 1):
         prev = _chain_of(plain, base.frame, frame - 1)
         later = side.inputs[frame - side.input_start + 1 : bad - side.input_start + 1]
@@ -317,12 +319,9 @@ def _search(side: Side, plain: bytes, good: int, bad: int) -> Model | None:
             for delta in SEARCH_DELTAS:
                 changed = states[frame].copy()
                 setattr(changed, name, getattr(changed, name) + delta)
-                state = changed.copy()
                 try:
-                    chain = _next(prev, state)
-                    for frame_input in later:
-                        _step(state, rules, frame_input)
-                        chain = _next(chain, state)
+                    game.restore(Snapshot(changed, chain_next(prev, changed)))
+                    chain = game.run(later)
                 except Exception:  # a changed state is outside every invariant: anything may happen
                     continue
                 if chain == target:
