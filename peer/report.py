@@ -6,8 +6,9 @@ match ends with `desync` (either side: the one that caught the mismatch and the 
 by field, what went wrong. Everything a developer needs without the replay is in it:
 
 - `frame`: the frame whose chain check failed (the first frame known to differ; never past the
-  last frame this peer simulated), `local_chain` and `remote_chain` there (the peer's full 8
-  bytes, or its low `remote_chain_bits` bits when a per-input check caught it), `detected_by`
+  last frame this peer simulated), `local_chain` there, `remote_chain` (the peer's full 8 bytes,
+  or its low `remote_chain_bits` bits when a per-input check caught it) of `remote_frame` (the
+  frame the peer named: `frame`, unless it named one this peer never reached), `detected_by`
   (`local`: this side caught it; `peer`: the peer did);
 - `last_agreed_frame` (the latest frame the peer confirmed; -1 before any) and the full state at
   `state_last_agreed_frame` (the last agreed frame, at most `frame - 1`) and at `frame`
@@ -53,6 +54,8 @@ REPORT_FORMAT = 2
 REPORT_KIND = "lockstep-pong desync report"
 INPUT_HISTORY_FRAMES = 10  # frames before the divergent one in `recent_frames`
 MAX_RECENT_FRAMES = 48  # bound on `recent_frames` (the engine may have run on a little past it)
+MAX_FRAME = (1 << 63) - 1  # the largest frame number a report may hold
+MAX_NAME_CHARS = 255  # longer names are cut when read (a replay holds 255 bytes)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -87,15 +90,26 @@ def _recent_frames(engine: Engine[Any], first: int, last: int) -> list[dict[str,
     return frames
 
 
+def _oldest_kept(engine: Engine[Any]) -> int:
+    """The oldest frame whose chain the engine still holds (it keeps a bounded history)."""
+    frame = engine.frame
+    while frame > 0 and engine.chain_at(frame - 1) is not None:
+        frame -= 1
+    return frame
+
+
 def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> dict[str, Any]:
     """The report as a JSON-ready dict. Its `frame` is the desync's, clamped to the frames this
-    peer simulated: a peer's desync goodbye may name any frame, even one we never reached."""
+    peer still holds: a peer's desync goodbye may name any frame, even one we never reached."""
     from peer.messages import PROTOCOL_VERSION  # here: the reader (`pong desync`) never needs it
 
     engine = peer.engine
     est = peer.established
     assert engine is not None and est is not None
-    frame = max(0, min(desync.frame, engine.frame))
+    frame = max(_oldest_kept(engine), min(desync.frame, engine.frame))
+    local = desync.local
+    if frame != desync.frame:  # a frame we do not have: our real chain at the frame reported
+        local = engine.chain_at(frame) or local
     agreed = engine.last_agreed_frame
     # The state the peers last agreed on; never at or after the frame that failed.
     before = max(0, min(agreed, frame - 1))
@@ -108,8 +122,9 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
         "kind": REPORT_KIND,
         "frame": frame,
         "detected_by": "peer" if outcome is not None and outcome.by_remote else "local",
-        "local_chain": desync.local.hex(),
+        "local_chain": local.hex(),
         "remote_chain": desync.remote.hex(),
+        "remote_frame": desync.frame,
         "remote_chain_bits": desync.remote_bits,
         "last_agreed_frame": agreed,
         "state_last_agreed_frame": before,
@@ -214,6 +229,12 @@ def parse_report(path: str, data: Any) -> ParsedReport:
             raise bad(f"{where}{key!r} must be an integer")
         return value
 
+    def frame_number(obj: Any, key: str, where: str = "") -> int:
+        value = integer(obj, key, where)
+        if not 0 <= value <= MAX_FRAME:  # any real frame; never a number too long to print
+            raise bad(f"{where}{key!r} must be a frame number, 0..{MAX_FRAME}")
+        return value
+
     def chain(value: Any, what: str) -> bytes:
         try:
             raw = bytes.fromhex(value) if isinstance(value, str) else b""
@@ -235,10 +256,10 @@ def parse_report(path: str, data: Any) -> ParsedReport:
 
     if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
         raise bad(f'no "kind": "{REPORT_KIND}"')
-    frame = integer(data, "frame")
+    frame = frame_number(data, "frame")
     seed = integer(data, "seed")
-    if not 0 <= seed < 1 << 64 or frame < 0:
-        raise bad("seed or frame out of range")
+    if not 0 <= seed < 1 << 64:
+        raise bad("'seed' out of range")
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, dict):
         raise bad("'rules' must be an object")
@@ -253,7 +274,7 @@ def parse_report(path: str, data: Any) -> ParsedReport:
         and len(names_value) == 2
         and all(isinstance(n, str) for n in names_value)
     ):
-        names = (names_value[0], names_value[1])
+        names = (names_value[0][:MAX_NAME_CHARS], names_value[1][:MAX_NAME_CHARS])
     replay_name = data.get("replay")
     replay_name = os.path.basename(replay_name) if isinstance(replay_name, str) else ""
     versions = data.get("versions")
@@ -266,7 +287,7 @@ def parse_report(path: str, data: Any) -> ParsedReport:
     if recent is not None and not isinstance(recent, list):
         raise bad("'recent_frames' must be a list")
     for entry in recent or []:
-        f = integer(entry, "frame", "recent_frames: ")
+        f = frame_number(entry, "frame", "recent_frames: ")
         chains[f] = chain(entry.get("chain"), f"the chain of frame {f}")
         states[f] = state(entry.get("state"), f"the state of frame {f}")
         if states[f].frame != f:
@@ -305,5 +326,5 @@ def parse_report(path: str, data: Any) -> ParsedReport:
         inputs=bytes(values),
         chains=chains,
         states=states,
-        sim_version=sim_version if type(sim_version) is int else None,
+        sim_version=sim_version if type(sim_version) is int and 0 <= sim_version < 1 << 32 else None,
     )

@@ -342,17 +342,20 @@ def test_two_peers_writing_into_one_directory_never_overwrite_each_other(pair_de
 
 def test_a_desync_goodbye_naming_any_frame_still_gets_a_report_for_the_frames_we_have(tmp_path, capsys):
     """A peer's desync goodbye may name any frame (here 2**63): the report is written for the last
-    frame this side simulated, without an exception, and `pong desync` reads it."""
+    frame this side simulated, with its real chain there, without an exception, and `pong desync`
+    reads it."""
     host, joiner = make_pair(RULES, 1, delay_frames=2)
     run_pair(host, joiner, _tracker(0), _tracker(1), max_ticks=40)
     joiner.receive_data(encode_message(Goodbye("desync", 2**63, b"\x01" * 8, "lies")), 5000)
     assert joiner.outcome is not None and joiner.outcome.result == "desync"
     desync = joiner.outcome.desync
-    assert desync.frame == 2**63
     last = joiner.engine.frame
     report = desync_report(joiner, desync, str(tmp_path / "joiner.replay"))
     assert report["frame"] == last and report["state_first_divergent"]["frame"] == last
     assert report["recent_frames"][-1]["frame"] == last
+    real = joiner.engine.chain_at(last)
+    assert real is not None and report["local_chain"] == real.hex() != "00" * 8
+    assert report["recent_frames"][-1]["chain"] == real.hex()
     path = write_desync_report(str(tmp_path / "joiner.replay"), joiner, desync)
     assert path == str(tmp_path / f"desync-{last}.json")
     code, result, _ = run(capsys, path)
@@ -366,7 +369,10 @@ def test_a_report_for_any_desync_frame_is_written_clamped_to_our_history(pair_de
     path = write_desync_report(str(tmp_path / "host.replay"), host, desync)
     assert path is not None  # a frame out of range is clamped, not a reason to write nothing
     with open(path) as file:
-        assert 0 <= json.load(file)["frame"] <= host.engine.frame
+        report = json.load(file)
+    assert 0 <= report["frame"] <= host.engine.frame and report["remote_frame"] == frame
+    # Our real chain at the frame reported, not the placeholder of a frame we never had.
+    assert report["local_chain"] == host.engine.chain_at(report["frame"]).hex() != "00" * 8
 
 
 def test_writing_a_report_is_best_effort(tmp_path):

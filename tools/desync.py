@@ -23,7 +23,10 @@ in red (the other side's position as a thin blue outline) and the differing fiel
 Exit codes: 0 no divergence, 1 diverged, 2 unreadable input. JSON (`--json`, last stdout line):
 `diverged`, `first_frame`, `diff` (a list of {field, a, b}), and `kind` (`header`, `inputs` or
 `chain`), `exact`, `frame_range`, `input_frame`, `diff_frame`, `inputs`, `a`, `b` (what each side
-is and what its re-simulation showed), `explanation`, `png`.
+is and what its re-simulation showed), `explanation`, `png`, `warnings` (files skipped: a
+`desync-*.json` beside a replay that cannot be read as a report is passed over, with a warning).
+A malformed FILE itself (not JSON, wrong types, a missing key, bad hex, a number of thousands of
+digits, more than MAX_REPORT_BYTES) is one line and exit 2.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import glob
 import json
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,13 +54,13 @@ from replay.divergence import (
     model_how,
     side_from_replay,
 )
-from replay.format import MAGIC, ReplayError
+from replay.format import MAGIC, ReplayError, ReplayTooLongError
 from replay.reader import Replay, read_replay
 from tools import exitcodes
 from tools.exitcodes import CommandError
 from tools.output import report, say
 
-MAX_REPORT_BYTES = 4 << 20
+MAX_REPORT_BYTES = 1 << 20  # a real report is about 30 KB; reading stops here whatever the file
 INPUTS_BEFORE = 5
 INPUTS_AFTER = 2
 
@@ -99,7 +103,9 @@ def _sniff(path: str) -> str:
     return "report" if head.lstrip().startswith(b"{") else "replay"
 
 
-def load_side(label: str, path: str) -> Side:
+def load_side(label: str, path: str, warnings: list[str] | None = None) -> Side:
+    """One recording as a side; a replay picks up its own report. Unreadable reports found beside
+    a replay are skipped, each with a line in `warnings`."""
     if _sniff(path) == "report":
         parsed = _parse(path, _load_json(path))
         named = os.path.join(os.path.dirname(os.path.abspath(path)), parsed.replay_name)
@@ -123,18 +129,18 @@ def load_side(label: str, path: str) -> Side:
     except ReplayError as exc:
         raise _unreadable(str(exc)) from None
     side = side_from_replay(label, path, replay)
-    _find_report(side)
+    _find_report(side, [] if warnings is None else warnings)
     return side
 
 
 def _read_replay(path: str) -> Replay:
-    replay = read_replay(path)
-    if replay.frames > MAX_ANALYSED_FRAMES:
+    try:
+        return read_replay(path, max_frames=MAX_ANALYSED_FRAMES)  # stops reading there
+    except ReplayTooLongError:
         raise ReplayError(
-            f"{path}: {replay.frames} frames are more than pong desync analyses ({MAX_ANALYSED_FRAMES}, "
-            "six hours of play); pong replay verify checks a replay of any length"
-        )
-    return replay
+            f"{path}: holds more than pong desync analyses ({MAX_ANALYSED_FRAMES} frames, six hours "
+            "of play); pong replay verify checks a replay of any length"
+        ) from None
 
 
 def _side_from_report(label: str, parsed: ParsedReport) -> Side:
@@ -180,22 +186,27 @@ def _attach(side: Side, parsed: ParsedReport) -> str | None:
     return None
 
 
-def _find_report(side: Side) -> None:
-    """Attach the replay's own desync report when one lies next to it (newest that fits)."""
+def _find_report(side: Side, warnings: list[str]) -> None:
+    """Attach the replay's own desync report when one lies next to it (newest that fits).
+
+    Reports of other replays are passed over in silence; a file that cannot be read as a report
+    (it might be this replay's) is skipped with a warning, and never stops the analysis."""
     directory = os.path.dirname(os.path.abspath(side.path))
     name = os.path.basename(side.path)
     candidates = []
-    for path in glob.glob(os.path.join(glob.escape(directory), "desync-*.json")):
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), "desync-*.json"))):
         if not os.path.isfile(path):  # never open a FIFO or a directory that happens to match
             continue
         try:
             data = _load_json(path)
-            if not isinstance(data, dict) or data.get("replay") != name:
+            if not isinstance(data, dict):
+                raise ReportError(f"{path}: not a usable desync report: not a JSON object")
+            if data.get("replay") != name:
                 continue
             parsed = parse_report(path, data)
             candidates.append((os.path.getmtime(path), path, parsed))
-        except (CommandError, ReportError, OSError):
-            continue
+        except (CommandError, ReportError, OSError) as exc:
+            warnings.append(f"skipped {exc}")
     for _, path, parsed in sorted(candidates, reverse=True):
         if _attach(side, parsed) is None:
             return
@@ -210,17 +221,22 @@ def _parse(path: str, data: Any) -> ParsedReport:
 
 
 def _load_json(path: str) -> Any:
+    """The decoded JSON of a report file (at most MAX_REPORT_BYTES are read); CommandError else."""
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_REPORT_BYTES + 1)
     except OSError as exc:
-        raise _unreadable(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _unreadable(f"{path}: cannot read it: {exc.strerror or exc}") from None
     if len(data) > MAX_REPORT_BYTES:
-        raise _unreadable(f"{path}: more than {MAX_REPORT_BYTES} bytes: not a desync report")
+        raise _unreadable(f"{path}: not a usable desync report: more than {MAX_REPORT_BYTES} bytes")
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _unreadable(f"{path}: not a replay, and not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _unreadable(f"{path}: not a usable desync report: nested too deeply") from None
+    except ValueError:  # Python refuses to convert an integer of thousands of digits
+        raise _unreadable(f"{path}: not a usable desync report: it holds a number too long to read") from None
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -327,10 +343,14 @@ def run(args: argparse.Namespace) -> int:
             raise _unreadable(f"cannot write {png}: directory {directory} does not exist")
         if os.path.isdir(png):
             raise _unreadable(f"cannot write {png}: it is a directory")
-    a = load_side("A", args.a)
+    warnings: list[str] = []
+    a = load_side("A", args.a, warnings)
     sides = [a]
     if args.b is not None:
-        sides.append(load_side("B", args.b))
+        sides.append(load_side("B", args.b, warnings))
+    warnings = list(dict.fromkeys(warnings))  # two replays in one directory find the same files
+    for warning in warnings:
+        say(f"pong: warning: {warning}", sys.stderr)
     try:
         checks = [check_side(s) for s in sides]
     except (ValueError, ArithmeticError, IndexError) as exc:  # a report's state beyond the rules
@@ -399,6 +419,7 @@ def run(args: argparse.Namespace) -> int:
             "b": _side_json(sides[1], checks[1]) if len(sides) == 2 else None,
             "explanation": verdict.lines,
             "png": png_path,
+            "warnings": warnings,
         },
         args.json,
     )
