@@ -22,7 +22,7 @@ from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from peer.messages import PROTOCOL_VERSION, Decoder, Refuse
 from peer.protocol import Connection, JoinerConfig, Role
-from peer.session import MAX_HANDSHAKES
+from peer.waiting_room import MAX_HANDSHAKES
 from replay.format import ReplayError
 from replay.reader import read_replay
 from replay.verify import verify_replay
@@ -341,7 +341,7 @@ def test_a_wrong_key_is_refused_and_the_host_keeps_waiting_for_the_right_one(pon
     wrong = join(pong, port, "--fast", "--key", "simsim", name="wrong.replay")
     code, result = wrong.finish()
     assert code == 3 and result["result"] == "auth_failed"
-    assert "auth_failed" in wrong.stderr
+    assert "wrong key: the host uses a different --key / PONG_KEY" in wrong.stderr
     right = join(pong, port, "--fast", "--key", "sesame")
     (hc, hr), (rc, _) = h.finish(), right.finish()
     assert hc == rc == 0 and hr["result"] == "finished"

@@ -49,6 +49,9 @@ def report(summary: str, fields: dict[str, Any], as_json: bool, failed: bool = F
         say(json.dumps(fields, sort_keys=True))
 
 
+ERROR_PREFIX = "pong: error: "  # every command's errors start so
+
+
 def fail(message: str) -> None:
     """A one-line error for a person, on stderr."""
-    say(f"pong: error: {message}", sys.stderr)
+    say(f"{ERROR_PREFIX}{message}", sys.stderr)

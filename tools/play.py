@@ -13,11 +13,12 @@ from lockstep.engine import MAX_DELAY_FRAMES
 from lockstep.rules import Rules
 from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Role, Timeouts
 from peer.session import Session, SessionOptions, SessionResult
+from peer.transport import format_endpoint
 from tools import args as types
 from tools import exitcodes, stopping
 from tools.args import DEFAULT_PORT, address, port
 from tools.exitcodes import CommandError
-from tools.output import report, say
+from tools.output import ERROR_PREFIX, report, say
 
 if TYPE_CHECKING:
     from peer.headless import HeadlessFrontend
@@ -165,6 +166,7 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     previous = stopping.install(on_signal)
     try:
         result = Session(options, frontend, log=_log).run()
+        result.detail = players_words(result, options)
         code = exit_code(result)
         # Still under our handlers: a Ctrl-C right at the end must not interrupt the report, and
         # once it is out nothing may change the exit code.
@@ -194,6 +196,35 @@ def _log(line: str) -> None:
     say(line)
 
 
+def players_words(result: SessionResult, options: SessionOptions) -> str:
+    """The detail of a match that never started, in the words of someone who just wants to play:
+    what went wrong and what to do. The result code (JSON `result`) stays as it is."""
+    detail = result.detail
+    if result.input_delay is not None:
+        return detail  # a match was played: its own detail says how it ended
+    where = format_endpoint(options.host, options.port)
+    joiner = options.role is Role.JOINER
+    if result.problem == "network" and "already in use" in detail:
+        return f"{detail} (another pong host?): use --port 0 to let the system pick a free port"
+    if result.problem == "network" and joiner:
+        if "cannot resolve" in detail:
+            return f"{detail}: check the spelling of the address"
+        return f"{detail}: check that `pong host` runs there, and the address and port"
+    if not joiner:
+        return detail
+    if result.result == "auth_failed":
+        if options.key is None:
+            return "the host uses a key: give the same one with --key or PONG_KEY"
+        if "not use a key" in detail:
+            return "the host uses no key: leave out --key and PONG_KEY"
+        return "wrong key: the host uses a different --key / PONG_KEY"
+    if result.result == "protocol_error" and "not a Lockstep Pong peer" in detail:
+        return f"that is not a pong host: something else answers at {where}"
+    if result.result == "handshake_timeout" and result.bytes_received == 0:
+        return f"{where} accepted the connection but never answered: that is not a pong host, or it is stuck"
+    return detail
+
+
 def summary(result: SessionResult) -> str:
     """One line for a person."""
     where = f"; replay {result.replay}" if result.replay else ""
@@ -210,7 +241,9 @@ def summary(result: SessionResult) -> str:
         said = re.search(rf"\bframe {result.desync.frame}\b", result.detail) is not None  # no repeats
         detail = "" if said else f" ({result.detail})"
         return f"desync: the games diverged at frame {result.desync.frame}{detail}{where}"
-    if result.input_delay is None:  # no match was ever established
-        return f"{result.result}: {result.detail}" if result.result != "peer_timeout" else result.detail
+    if result.input_delay is None:  # no match was ever established: an error like any other command's
+        if result.result == "quit" and result.problem is None:
+            return f"{result.detail}"  # the player stopped waiting: no error
+        return f"{ERROR_PREFIX}{result.detail}"
     after = f" after {result.frames} frames" if result.frames else ""
     return f"{result.result}: {result.detail}{after}{where}"
