@@ -106,19 +106,47 @@ def _record_hour_replay(directory: str) -> str:
 def verify_hour_s() -> float:
     """Seconds to verify a one-hour replay: read the file, re-simulate, check every checkpoint
     (what `pong replay verify` does; best of 3)."""
-    from replay.reader import read_replay
-    from replay.verify import verify_replay
+    from replay.verify import verify_file
 
     best = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
         path = _record_hour_replay(tmp)
         for _ in range(3):
             start = time.perf_counter()
-            result = verify_replay(read_replay(path))
+            result = verify_file(path)
             best = min(best, time.perf_counter() - start)
             if not result.ok or result.frames != REPLAY_HOUR_FRAMES:
                 raise CommandError(
                     f"the bench replay did not verify: {result.frames} frames, first bad frame "
+                    f"{result.first_bad_frame}",
+                    exitcodes.CHECK_FAILED,
+                )
+    return best
+
+
+def verify_crafted_100mb_s() -> float:
+    """Seconds to verify a crafted 100 MB replay: well-formed chunks (valid CRCs) whose chains are
+    all wrong. Verification reads it as a stream and stops at the first bad checkpoint (best of 3)."""
+    from lockstep.chain import CHAIN_SIZE
+    from replay.verify import verify_file
+    from replay.writer import encode_chunk, encode_header
+
+    header = encode_header(Rules(), 1, 2, ("a", "b"), 0)
+    block = encode_chunk(bytes(60), bytes(CHAIN_SIZE)) * 10_000  # 760 KB of wrong chunks
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "crafted.replay")
+        with open(path, "wb") as file:
+            file.write(header)
+            for _ in range(100_000_000 // len(block)):
+                file.write(block)
+        for _ in range(3):
+            start = time.perf_counter()
+            result = verify_file(path)
+            best = min(best, time.perf_counter() - start)
+            if result.ok or result.first_bad_frame != 60:
+                raise CommandError(
+                    f"the crafted replay was not refused at its first checkpoint: first bad frame "
                     f"{result.first_bad_frame}",
                     exitcodes.CHECK_FAILED,
                 )
@@ -187,6 +215,7 @@ FIGURES: list[Figure] = [
     Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
     Figure("wire_bytes_per_frame", wire_bytes_per_frame, 4, False, "bytes"),
     Figure("verify_hour_s", verify_hour_s, 1, False, "s"),
+    Figure("verify_crafted_100mb_s", verify_crafted_100mb_s, 2, False, "s"),
     Figure("replay_bytes_per_frame", replay_bytes_per_frame, 1.5, False, "bytes"),
     Figure("net_fps", net_fps, 15_000, True, "frames/s"),
     Figure("cpu_60hz_percent", cpu_60hz_percent, 10, False, "%"),
