@@ -68,7 +68,7 @@ def ticking_pong_fuzz(monkeypatch):
 def test_pong_fuzz_for_5_seconds_passes_and_counts_examples(workdir, capsys):
     """The real thing, in real time: only what holds on any machine is checked (how many examples
     fit in 5 s is not); `--seed` makes the examples those of a fixed sequence, as CI needs."""
-    assert main(["fuzz", "--seconds", "5", "--seed", "0", "--json"]) == 0
+    assert main(["fuzz", "--seconds", "5", "--seed", "0", "--workers", "1", "--json"]) == 0
     captured = capsys.readouterr()
     out = last_json(captured.out)
     assert out["ok"] is True and out["failures"] == [] and out["interrupted"] is False
@@ -76,6 +76,7 @@ def test_pong_fuzz_for_5_seconds_passes_and_counts_examples(workdir, capsys):
     assert out["examples"] > 0 and out["examples"] == sum(out["per_property"].values())
     assert out["seconds"] >= 5  # it ran its time (and then ended: we are here)
     assert out["seed"] == 0 and out["database"] == str(Path(".hypothesis") / "examples")
+    assert out["workers"] == 1
     assert "fuzz ok:" in captured.out
     # Progress went to stderr (not a terminal here: whole lines, no carriage returns).
     assert "examples, 10 properties" in captured.err and "\r" not in captured.err
@@ -115,7 +116,7 @@ def test_only_selects_properties_and_lists_them(workdir, capsys):
     assert main(["fuzz", "--only", "list"]) == 0
     listing = capsys.readouterr().out
     assert all(p.name in listing for p in fuzz_properties.PROPERTIES)
-    assert main(["fuzz", "--seconds", "0.5", "--only", "codec_round_trip", "--json"]) == 0
+    assert main(["fuzz", "--seconds", "0.5", "--only", "codec_round_trip", "--workers", "1", "--json"]) == 0
     out = last_json(capsys.readouterr().out)
     assert out["properties"] == 1 and list(out["per_property"]) == ["codec_round_trip"]
 
@@ -175,7 +176,7 @@ def test_a_non_deterministic_toy_game_makes_pong_fuzz_fail_with_a_minimal_exampl
     workdir, monkeypatch, capsys, ticking_pong_fuzz
 ):
     monkeypatch.setattr(fuzz_properties, "PROPERTIES", (TOY, *fuzz_properties.PROPERTIES[:2]))
-    assert main(["fuzz", "--seconds", "30", "--seed", "0", "--json"]) == 1
+    assert main(["fuzz", "--seconds", "30", "--seed", "0", "--workers", "1", "--json"]) == 1
     captured = capsys.readouterr()
     out = last_json(captured.out)
     assert out["ok"] is False and out["seconds"] < 30  # the first failure ends the campaign
@@ -271,7 +272,7 @@ def interrupting(seed: int) -> None:
 def test_ctrl_c_ends_the_campaign_with_what_it_ran(workdir, monkeypatch, capsys, ticking_pong_fuzz):
     stop = GivenProperty("ctrl_c", "a person presses Ctrl-C", interrupting, {"seed": st.integers()})
     monkeypatch.setattr(fuzz_properties, "PROPERTIES", (*fuzz_properties.PROPERTIES[:1], stop))
-    assert main(["fuzz", "--seconds", "30", "--json"]) == 130
+    assert main(["fuzz", "--seconds", "30", "--workers", "1", "--json"]) == 130
     out = last_json(capsys.readouterr().out)
     assert out["interrupted"] is True and out["ok"] is False and out["failures"] == []
     assert out["per_property"]["ctrl_c"] == 1 and out["seconds"] < 30
@@ -296,6 +297,10 @@ def run_pong(*args, cwd):
         ["--interpreters", "--seconds", "5"],
         ["--interpreters", "--seed", "1"],
         ["--seed", "-1"],
+        ["--workers", "0"],
+        ["--workers", "many"],
+        ["--interpreters", "--workers", "2"],
+        ["--interpreters", "--database", "db"],
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args, tmp_path):
