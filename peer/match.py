@@ -48,18 +48,15 @@ class MatchPeer:
         connection: Connection,
         *,
         game_factory: GameFactory | None = None,
-        debug_desync_at: int | None = None,
         chain_every: int = 60,
     ) -> None:
-        """`game_factory` makes the game once the handshake names it: Pong by default, perturbed
-        after frame `debug_desync_at` when that is given (`--debug-desync-at`)."""
-        if game_factory is not None and debug_desync_at is not None:
-            raise ValueError("give a game factory or debug_desync_at, not both")
+        """`game_factory` makes the game once the handshake names it (Pong by default; the
+        session's `--debug-desync-at` passes a perturbed one)."""
         self.connection = connection
         self.engine: Engine[Any] | None = None  # the game is the factory's: Pong unless told otherwise
         self.established: Established | None = None
         self.outcome: Outcome | None = None
-        self._game_factory = game_factory or pong_game(debug_desync_at)
+        self._game_factory = game_factory or pong_game()
         self._chain_every = chain_every
         self._remote_end: Ended | None = None
         self._linger_until: int | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from lockstep.rules import Rules
 from peer.match import InputSource, MatchPeer
-from peer.perturb import GameFactory
+from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, HostConfig, JoinerConfig, Role, Timeouts
 
 
@@ -63,16 +63,14 @@ def make_pair(
             host=HostConfig(rules, seed, delay_frames, host_key, "host"),
             timeouts=timeouts,
         ),
-        game_factory=host_game,
-        debug_desync_at=host_desync_at,
+        game_factory=host_game or pong_game(host_desync_at),
         chain_every=chain_every,
     )
     joiner = MatchPeer(
         Connection(
             Role.JOINER, now_ms, b"J" * 16, joiner=JoinerConfig(joiner_key, "joiner"), timeouts=timeouts
         ),
-        game_factory=joiner_game,
-        debug_desync_at=joiner_desync_at,
+        game_factory=joiner_game or pong_game(joiner_desync_at),
         chain_every=chain_every,
     )
     return host, joiner

@@ -25,6 +25,7 @@ from lockstep.engine import DesyncDetected
 from lockstep.rules import TICKS_PER_SECOND, Rules
 from lockstep.state import State
 from peer.match import LINGER_MS, MatchPeer, Outcome
+from peer.perturb import pong_game
 from peer.protocol import (
     Connection,
     Established,
@@ -277,7 +278,7 @@ class Session:
         else:
             joiner = JoinerConfig(opts.key, opts.name or "joiner")
             conn = Connection(role, self.clock(), nonce, joiner=joiner, timeouts=opts.timeouts)
-        return MatchPeer(conn, debug_desync_at=opts.debug_desync_at)
+        return MatchPeer(conn, game_factory=pong_game(opts.debug_desync_at))
 
     # -- host -----------------------------------------------------------------------------------
     def _run_host(self) -> SessionResult:
