@@ -1,19 +1,21 @@
 """A live match over TCP: the host or joiner loop, its replay, its report and its result.
 
-One thread, non-blocking sockets pumped from the game loop. The `MatchPeer`
-decides everything about the match; this module moves bytes, keeps time, records the replay and
-talks to a `Frontend` (the headless bot driver or the game window).
+One thread, non-blocking sockets pumped from the game loop. The `MatchPeer` decides everything
+about the match; the session wires the parts that move bytes and keep time around it, for the host
+and for the joiner:
 
-Time: a fixed 60 Hz timestep (sample input once per tick, advance while the engine allows), or
-`fast` (no pacing: advance as fast as inputs arrive). The host accepts exactly one player; while it
-waits, several handshakes may run at once so that one idle or junk connection cannot block a real
-player, and once a match runs every further connection is refused with `session_full`.
+- the host's `WaitingRoom` (peer/waiting_room.py) listens, runs handshakes and hands the first
+  player over; once a match runs it turns everyone else away with `session_full`;
+- the `Pacer` (peer/pacer.py) owns the 60 Hz clock (or `fast`): when to sample the local input, how
+  long the loop may sleep, stalls, and keeping the two peers' clocks together;
+- the `Fanout` (peer/fanout.py) hands every confirmed frame to its consumers: the replay now;
+- a `Frontend` (the headless bot driver or the game window) gives input and shows the match.
+
+The session owns the result.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import platform
 import secrets
 import time
@@ -22,9 +24,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lockstep.engine import DesyncDetected
-from lockstep.rules import TICKS_PER_SECOND, Rules
+from lockstep.rules import Rules
 from lockstep.state import State
+from peer.fanout import Fanout
 from peer.match import LINGER_MS, MatchPeer, Outcome
+from peer.messages import Purpose
+from peer.pacer import Pacer
 from peer.perturb import pong_game
 from peer.protocol import (
     Connection,
@@ -34,17 +39,24 @@ from peer.protocol import (
     Role,
     Timeouts,
 )
-from peer.transport import Listener, Poller, Stream, TransportError, start_connect
-from replay.writer import ReplayWriteError, ReplayWriter
+from peer.recording import ReplayRecorder, check_record_path, default_replay_path
+from peer.transport import Listener, Poller, TransportError, format_endpoint, start_connect
+from peer.waiting_room import Link, WaitingRoom
+from replay.writer import ReplayWriteError
 
-TICK_MS = 1000 / TICKS_PER_SECOND
-MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many ticks at once
+__all__ = [
+    "Frontend",
+    "Session",
+    "SessionOptions",
+    "SessionResult",
+    "View",
+    "check_record_path",
+    "default_replay_path",
+]
+
 SHOW_EVERY_MS = 15
-ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
-MAX_HANDSHAKES = 32  # concurrent handshakes while the host waits for a real player
-STALE_HANDSHAKE_MS = 1000  # silence that no real player mid-handshake keeps (far above a round trip)
-HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 CONNECT_TIMEOUT_MS = 5000
+WAITING_SLEEP_MS = 10
 
 MAX_PENDING_BYTES = 1 << 20  # unsent bytes toward a peer that does not read: it is not playing
 
@@ -142,70 +154,8 @@ class SessionResult:
         }
 
 
-def default_replay_path(role: Role, now: float | None = None) -> str:
-    """A new file `pong-DATE-TIME-ROLE[-N].replay` here, created empty so no other match takes it."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    for n in range(1, 1000):
-        path = f"pong-{stamp}-{role.value}{'' if n == 1 else f'-{n}'}.replay"
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            continue  # another match started in the same second
-        except OSError:
-            return path  # unwritable here: check_record_path will say so in one line
-        return path
-    return path
-
-
-def check_record_path(path: str) -> bool:
-    """Fail before any network activity when the replay could not be written; True when it
-    created the (empty) file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ReplayWriteError(f"cannot record to {path}: directory {directory} does not exist")
-    if os.path.isdir(path):
-        raise ReplayWriteError(f"cannot record to {path}: it is a directory")
-    if os.path.exists(path) and not os.path.isfile(path):
-        # Opening a FIFO for writing would block the game loop until someone reads it.
-        raise ReplayWriteError(f"cannot record to {path}: it is not a regular file")
-    if not os.access(directory, os.W_OK):
-        raise ReplayWriteError(f"cannot record to {path}: directory {directory} is not writable")
-    # The real test is opening it (a read-only mount, /proc, a file we may not write): now, before
-    # anyone joins, not once a match has begun. A file it creates stays empty until the match
-    # starts, and is removed when no match does (Session._remove_empty_replay).
-    existed = os.path.lexists(path)  # a dangling symlink exists too: its target is what gets made
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o644))
-    except FileExistsError:
-        return False  # created a moment ago by someone else: the writer will tell if it cannot write
-    except OSError as exc:
-        raise ReplayWriteError(f"cannot record to {path}: {exc.strerror or exc}") from None
-    return not existed
-
-
 def _now_ms() -> int:
     return int(time.monotonic() * 1000)
-
-
-class _Link:
-    """One TCP connection and the match peer speaking over it."""
-
-    def __init__(self, stream: Stream, peer: MatchPeer) -> None:
-        self.stream = stream
-        self.peer = peer
-
-    def pump(self, now_ms: int) -> None:
-        data = self.stream.pump(0)
-        if data:
-            self.peer.receive_data(data, now_ms)
-        if self.stream.closed and not self.peer.finished:
-            self.peer.receive_data(b"", now_ms)
-
-    def flush(self) -> None:
-        out = self.peer.data_to_send()
-        if out:
-            self.stream.send(out)
-            self.stream.flush()
 
 
 class Session:
@@ -220,24 +170,23 @@ class Session:
         self.frontend = frontend
         self.log = log
         self.clock = clock
-        self.record_path = options.record or default_replay_path(options.role)
-        self._created_record_file = options.record is None  # the default name is reserved by creating it
-        self._writer: ReplayWriter | None = None
-        self._write_error: str | None = None
-        self._stalls = 0
-        self._stalled_since: int | None = None
-        self._stalled_frame = -1
-        self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
-        self._listener: Listener | None = None
+        # The default name is reserved by creating it, so that file is ours from the start.
+        self.recorder = ReplayRecorder(
+            options.record or default_replay_path(options.role), created=options.record is None
+        )
+        self.record_path = self.recorder.path
+        self.pacer = Pacer(options.fast)
+        self.fanout = Fanout()
         self._poller = Poller()
-        self._closing: list[tuple[Stream, int]] = []  # refused connections waiting to hang up
-        self._link: _Link | None = None  # the match's connection, once there is one
+        self._room: WaitingRoom | None = None
+        self._link: Link | None = None  # the match's connection, once there is one
+        self._started = False
+        self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
         try:
-            if check_record_path(self.record_path):
-                self._created_record_file = True
+            self.recorder.check()
         except ReplayWriteError as exc:
             return SessionResult("quit", str(exc), False, problem="usage")
         try:
@@ -245,28 +194,13 @@ class Session:
                 return self._run_host()
             return self._run_joiner()
         finally:
-            if self._writer is not None and not self._writer.closed:
-                # An unexpected error: keep every frame recorded so far (the file has no footer,
-                # so readers report it as cut short).
-                with contextlib.suppress(ReplayWriteError):
-                    self._writer.close()
-            self._remove_empty_replay()
+            # An unexpected error keeps every frame recorded so far; no match, no file.
+            self.recorder.close()
             if self._link is not None:
                 self._link.stream.close(linger_ms=0)
-            if self._listener is not None:
-                self._listener.close()
-            for stream, _ in self._closing:
-                stream.close(linger_ms=0)
+            if self._room is not None:
+                self._room.close()
             self._poller.close()
-
-    def _remove_empty_replay(self) -> None:
-        """No match, no file: a replay file we created but never wrote is removed (one that was
-        there before is the user's, even when empty)."""
-        if not self._created_record_file or (self._writer is not None and self._writer.bytes_written > 0):
-            return
-        with contextlib.suppress(OSError):
-            if os.path.isfile(self.record_path) and os.path.getsize(self.record_path) == 0:
-                os.remove(self.record_path)
 
     def _new_peer(self, role: Role) -> MatchPeer:
         opts = self.options
@@ -284,109 +218,39 @@ class Session:
     def _run_host(self) -> SessionResult:
         opts = self.options
         try:
-            self._listener = Listener(opts.host, opts.port)
+            listener = Listener(opts.host, opts.port)
         except TransportError as exc:
             return SessionResult("quit", str(exc), False, problem="network")
-        where = (
-            f"[{opts.host}]:{self._listener.port}"
-            if ":" in opts.host
-            else f"{opts.host}:{self._listener.port}"
+        room = self._room = WaitingRoom(
+            listener, self._poller, lambda: self._new_peer(Role.HOST), self.log, self.clock
         )
-        self.log(f"waiting for a player on {where}")
-        self._poller.add(self._listener)
+        room.routes[Purpose.PLAY] = self._take_seat
+        self.log(f"waiting for a player on {format_endpoint(opts.host, listener.port)}")
         # The address to give a friend: a wildcard bind is reachable by this machine's name.
         reachable = platform.node() if opts.host in ("0.0.0.0", "::", "") else opts.host
         waiting = View(
             "waiting",
-            f"waiting for a player on port {self._listener.port}",
-            f"the other player runs: pong join {reachable}:{self._listener.port}",
+            f"waiting for a player on port {listener.port}",
+            f"the other player runs: pong join {format_endpoint(reachable, listener.port)}",
         )
-        handshakes: list[_Link] = []
-        while True:
-            now = self.clock()
+        while self._link is None:
             if self.frontend.quit_requested():
-                for link in handshakes:
-                    link.stream.close(linger_ms=0)
                 return SessionResult("quit", "stopped hosting before anyone joined", False)
-            self._accept(handshakes, now)
-            for link in list(handshakes):
-                link.pump(now)
-                link.peer.update(now, None)
-                link.flush()
-                if link.peer.engine is not None:
-                    # A real player: the match is on; everyone else is turned away.
-                    handshakes.remove(link)
-                    for other in handshakes:
-                        self._refuse(other.stream, "another player joined first")
-                    return self._play(link)
-                if link.peer.outcome is not None:
-                    handshakes.remove(link)
-                    outcome = link.peer.outcome
-                    # The detail of a goodbye is the other side's own words; say whose they are.
-                    said = f"it says: {outcome.detail}" if outcome.by_remote else outcome.detail
-                    how = "left the handshake" if outcome.by_remote else "refused"
-                    self.log(f"{how}: {link.stream.peer}: {outcome.result} ({said})")
-                    self._hang_up(link.stream)
-            self._service_closing(now)
+            room.admit(self.clock())
+            if self._link is not None:
+                break
             self.frontend.show(waiting)
-            self._poller.wait(10)
+            self._poller.wait(WAITING_SLEEP_MS)
+        # A real player: the match is on; everyone else is turned away.
+        room.refuse_handshakes("another player joined first")
+        return self._play(self._link)
 
-    def _accept(self, handshakes: list[_Link], now: int) -> None:
-        assert self._listener is not None
-        while (stream := self._accept_one()) is not None:
-            if len(handshakes) >= MAX_HANDSHAKES:
-                # Make room by dropping the most silent connection that has said nothing at all, or
-                # nothing for STALE_HANDSHAKE_MS: turning every newcomer away would let a few idle
-                # or hello-and-stall connections keep a real player out for as long as someone
-                # keeps them open, while a player mid-handshake answers within a round trip.
-                stale = [
-                    link
-                    for link in handshakes
-                    if link.peer.connection.bytes_received == 0
-                    or now - link.peer.connection.last_heard_ms >= STALE_HANDSHAKE_MS
-                ]
-                if not stale:
-                    self._refuse(stream, "too many players are connecting at once")
-                    continue
-                silent = min(stale, key=lambda link: link.peer.connection.last_heard_ms)
-                handshakes.remove(silent)
-                detail = "too many connections at once, and this one was the most silent"
-                self.log(f"refused: {silent.stream.peer}: session_full ({detail})")
-                self._refuse(silent.stream, detail)
-            link = _Link(stream, self._new_peer(Role.HOST))
-            handshakes.append(link)
-            self._poller.add(stream)
-
-    def _accept_one(self) -> Stream | None:
-        assert self._listener is not None
-        try:
-            return self._listener.accept()
-        except TransportError as exc:  # out of file descriptors: the match must go on regardless
-            self.log(f"cannot accept a connection: {exc}")
-            return None
-
-    def _refuse(self, stream: Stream, detail: str) -> None:
-        conn = Connection(Role.HOST, self.clock(), bytes(16), host=HostConfig(Rules(), 0))
-        conn.refuse("session_full", detail)
-        stream.send(conn.data_to_send())
-        self._hang_up(stream)
-
-    def _hang_up(self, stream: Stream) -> None:
-        """Close once the other side has read our last words and hung up (or after a moment).
-
-        Closing at once would make our kernel answer their next bytes (a hello in flight) with a
-        reset, and a reset can destroy the refusal before they read it.
-        """
-        stream.flush()
-        self._closing.append((stream, self.clock() + HANG_UP_MS))
-
-    def _service_closing(self, now: int) -> None:
-        for item in list(self._closing):
-            stream, deadline = item
-            stream.pump(0)  # whatever they still say is of no interest; EOF is
-            if stream.closed or now >= deadline:
-                stream.close(linger_ms=0)
-                self._closing.remove(item)
+    def _take_seat(self, link: Link) -> str | None:
+        """The play route of the waiting room: the first player to complete a handshake plays."""
+        if self._link is not None:
+            return "another player joined first"
+        self._link = link
+        return None
 
     # -- joiner ---------------------------------------------------------------------------------
     def _run_joiner(self) -> SessionResult:
@@ -397,61 +261,42 @@ class Session:
             # The peer cannot be reached: the closest reason of the protocol is a timeout.
             return SessionResult("peer_timeout", str(exc), False, problem="network")
         self._poller.add(stream)
-        connecting = View("connecting", f"connecting to {opts.host}:{opts.port}")
+        connecting = View("connecting", f"connecting to {format_endpoint(opts.host, opts.port)}")
         while stream.connecting:
             if self.frontend.quit_requested():
                 stream.close(linger_ms=0)
                 return SessionResult("quit", "gave up connecting", False)
             self.frontend.show(connecting)
-            self._poller.wait(10)
+            self._poller.wait(WAITING_SLEEP_MS)
             stream.flush()  # completes the connection and sends the hello; reading is the match's job
         if stream.closed:
             reason = stream.close_reason or "cannot connect"
             return SessionResult("peer_timeout", reason, False, problem="network")
-        return self._play(_Link(stream, self._new_peer(Role.JOINER)))
+        self._link = Link(stream, self._new_peer(Role.JOINER))
+        return self._play(self._link)
 
     # -- the match ------------------------------------------------------------------------------
-    def _play(self, link: _Link) -> SessionResult:
-        self._link = link
+    def _play(self, link: Link) -> SessionResult:
         peer = link.peer
-        fast = self.options.fast
-        next_tick = float(self.clock())
+        pacer = self.pacer
         bytes_mark = (self.clock(), 0)
         bytes_per_s = 0
-        last_show = last_accept = -SHOW_EVERY_MS
+        last_show = -SHOW_EVERY_MS
         link.flush()
         while peer.outcome is None:
             now = self.clock()
-            if self._listener is not None and now - last_accept >= ACCEPT_EVERY_MS:
-                last_accept = now
-                while (extra := self._accept_one()) is not None:
-                    self._refuse(extra, "a match is already in progress")
-                self._service_closing(now)
+            if self._room is not None:
+                self._room.turn_away(now, "a match is already in progress")
             link.pump(now)
             if self.frontend.quit_requested() and peer.outcome is None:
                 peer.quit(now)
                 break
             if peer.engine is None:  # the joiner's handshake
                 peer.update(now, None)
-            elif self._writer is None and self._write_error is None:
-                self._start(peer)
-                next_tick = float(now)
-            elif fast:
-                if not peer.update(now, self.frontend.local_input):
-                    self._count_stall(peer, now)
-                else:
-                    self._stalled_since = None
             else:
-                ticks = 0
-                while now >= next_tick and ticks < MAX_CATCH_UP_TICKS and peer.outcome is None:
-                    if peer.update(now, self.frontend.local_input):
-                        self._stalled_since = None
-                    else:
-                        self._count_stall(peer, now)
-                    next_tick += TICK_MS
-                    ticks += 1
-                if now - next_tick > MAX_CATCH_UP_TICKS * TICK_MS:
-                    next_tick = now  # a long stall: do not try to replay all of it at once
+                if not self._started:
+                    self._start(peer, now)
+                pacer.run(peer, now, self.frontend.local_input)
             self._record(peer)
             link.flush()
             if link.stream.pending_bytes > MAX_PENDING_BYTES and peer.outcome is None:
@@ -465,22 +310,19 @@ class Session:
             if now - last_show >= SHOW_EVERY_MS:  # a front end needs no more than the screen's rate
                 last_show = now
                 self.frontend.show(self._view(peer, now, bytes_per_s))
-            self._wait(peer, fast, next_tick, now)
+            timeout = pacer.sleep_ms(peer, self.clock())
+            if timeout > 0:
+                self._poller.wait(timeout)
         return self._conclude(link)
 
-    def _start(self, peer: MatchPeer) -> None:
+    def _start(self, peer: MatchPeer, now: int) -> None:
         est = peer.established
         assert est is not None
-        names = (
-            (est.local_name, est.remote_name) if est.local_slot == 0 else (est.remote_name, est.local_name)
-        )
-        try:
-            self._writer = ReplayWriter(
-                self.record_path, est.rules, est.seed, est.delay_frames, names, int(time.time())
-            )
-        except ReplayWriteError as exc:
-            self._write_error = str(exc)
+        self._started = True
+        self.recorder.open(est, int(time.time()))
+        self.fanout.add(self.recorder, essential=True)
         self._play_started = (time.monotonic(), time.process_time())
+        self.pacer.start(peer, now)
         self.frontend.started(est)
         side = "left" if est.local_slot == 0 else "right"
         frames = "frame" if est.delay_frames == 1 else "frames"
@@ -490,38 +332,10 @@ class Session:
         )
 
     def _record(self, peer: MatchPeer) -> None:
-        frames = peer.take_frames()
-        writer = self._writer
-        if writer is not None and self._write_error is None:
-            try:
-                for frame in frames:
-                    writer.add_frame(frame.frame_input, frame.chain)
-            except ReplayWriteError as exc:
-                self._write_error = str(exc)
-        if self._write_error is not None and peer.outcome is None:
+        self.fanout.publish(peer.take_frames())
+        if self.fanout.failure is not None and peer.outcome is None:
             # A match nobody can replay or verify is not worth playing on: leave, and say why.
             peer.quit(self.clock())
-
-    def _count_stall(self, peer: MatchPeer, now: int) -> None:
-        """A stall is a frame that had to wait for the peer's input (counted once per frame)."""
-        if peer.waiting_for_peer and peer.engine is not None:
-            if peer.engine.frame != self._stalled_frame:
-                self._stalls += 1
-                self._stalled_frame = peer.engine.frame
-            if self._stalled_since is None:
-                self._stalled_since = now
-
-    def _wait(self, peer: MatchPeer, fast: bool, next_tick: float, now: int) -> None:
-        if peer.engine is None:
-            timeout = 10  # the handshake: nothing to do until the host answers
-        elif fast:
-            # Spin while frames can run; otherwise (stalled, or done and waiting for the peer's
-            # goodbye) sleep until the peer's bytes arrive.
-            timeout = 5 if peer.waiting_for_peer or peer.engine.finished else 0
-        else:
-            timeout = max(0, min(int(next_tick - now), 20))
-        if timeout:
-            self._poller.wait(timeout)
 
     def _view(self, peer: MatchPeer, now: int, bytes_per_s: int) -> View:
         engine = peer.engine
@@ -529,24 +343,30 @@ class Session:
         if engine is not None and engine.last_agreed_frame >= 0:
             chain = engine.chain_at(engine.last_agreed_frame)
             agreed = f"{engine.last_agreed_frame}:{chain.hex()}" if chain else ""
+        stalled_since = self.pacer.stalled_since
         return View(
             phase="playing" if engine is not None else "handshake",
             state=engine.game.state if engine is not None else None,
             rules=engine.game.rules if engine is not None else None,
             established=peer.established,
-            stalled_ms=now - self._stalled_since if self._stalled_since is not None else 0,
-            stalls=self._stalls,
+            stalled_ms=now - stalled_since if stalled_since is not None else 0,
+            stalls=self.pacer.stalls,
             rtt_ms=peer.connection.rtt_ms,
             bytes_per_s=bytes_per_s,
             last_agreed_chain=agreed,
         )
 
-    def _conclude(self, link: _Link) -> SessionResult:
+    def _conclude(self, link: Link) -> SessionResult:
         peer = link.peer
         outcome = peer.outcome
         assert outcome is not None
         ended = (time.monotonic(), time.process_time())
+        # Whether a failed write is why we left: decided before the last write and sync, whose own
+        # failure must not be blamed for a quit the player chose.
         self._record(peer)
+        left_for_write = (
+            self.fanout.failure is not None and outcome.result == "quit" and not outcome.by_remote
+        )
         link.flush()
         # Give our last words (goodbye, refusal) a moment to leave, then close.
         link.stream.close(linger_ms=min(LINGER_MS, 500))
@@ -559,7 +379,7 @@ class Session:
             frames=outcome.frames,
             final_chain=outcome.final_chain,
             score=engine.game.state.score() if engine is not None else None,
-            stalls=self._stalls,
+            stalls=self.pacer.stalls,
             bytes_sent=link.stream.bytes_sent,
             bytes_received=link.stream.bytes_received,
             rtt_ms=peer.connection.rtt_ms,
@@ -570,20 +390,12 @@ class Session:
         if self._play_started is not None:
             result.seconds = ended[0] - self._play_started[0]
             result.cpu_seconds = ended[1] - self._play_started[1]
-        # Whether a failed write is why we left: decided before the last write and sync, whose own
-        # failure must not be blamed for a quit the player chose.
-        left_for_write = self._write_error is not None and outcome.result == "quit" and not outcome.by_remote
-        if self._writer is not None:
-            try:
-                self._writer.finish(outcome.result)
-                result.replay = self.record_path
-            except ReplayWriteError as exc:
-                self._write_error = self._write_error or str(exc)
-        if self._write_error is not None:
+        if self.recorder.finish(outcome.result):
+            result.replay = self.record_path
+        write_error = self.fanout.failure or self.recorder.error
+        if write_error is not None:
             result.detail = (
-                f"left the match: {self._write_error}"
-                if left_for_write
-                else f"{result.detail}; {self._write_error}"
+                f"left the match: {write_error}" if left_for_write else f"{result.detail}; {write_error}"
             )
             result.problem = "usage"
         if outcome.result == "desync" and engine is not None and outcome.desync is not None:

@@ -311,20 +311,3 @@ def test_listener_and_stream_close_are_idempotent(pair, listener):
     listener.close()
     listener.close()
     assert listener.accept() is None
-
-
-def test_a_fast_session_sleeps_while_waiting_for_the_goodbye_instead_of_spinning():
-    """After its last frame a --fast peer only waits for the peer's goodbye (up to 2 s): polling
-    with no timeout there burned a whole core."""
-    from types import SimpleNamespace
-
-    from peer.session import Session
-
-    waits: list[int] = []
-    session = SimpleNamespace(_poller=SimpleNamespace(wait=waits.append))
-    done = SimpleNamespace(engine=SimpleNamespace(finished=True), waiting_for_peer=False)
-    running = SimpleNamespace(engine=SimpleNamespace(finished=False), waiting_for_peer=False)
-    Session._wait(session, done, True, 0.0, 0)
-    assert waits == [5]
-    Session._wait(session, running, True, 0.0, 0)
-    assert waits == [5]  # frames can run: no sleeping

@@ -1,0 +1,170 @@
+"""When a live match samples the local input and advances: the 60 Hz clock of a session.
+
+Realtime play samples one local input per 60 Hz slot and runs every frame the moment its inputs
+are there (the peer's input often arrives between two slots: waiting for our next slot to use it
+would halve the frame rate at a small input delay). A slot that passes while the game waits for
+the peer is owed, not lost: once the input comes, the owed samples follow at once, up to
+`MAX_CATCH_UP_TICKS` of them (a longer stall resumes at the normal pace).
+
+Time sync (GGPO's frame advantage): each side estimates how far its schedule runs ahead of the
+peer's from the timings it sees. For every frame it knows when it sampled its own input and when the
+peer's input for that frame arrived; the peer sampled that input about half a round trip before it
+arrived. If ours came first, we run ahead, and the game waits for the peer on every frame while the
+peer's own inputs reach it early. The side ahead then lengthens its next slots a little (at most
+`MAX_WAIT_PER_FRAME_MS` per frame), until both sample each frame at about the same time; the side
+behind does nothing. No message carries clocks: timings alone say it, symmetrically on both sides.
+
+`--fast` has no clock: sample whenever the engine takes an input, advance as fast as inputs arrive.
+
+A stall is a frame that was late for the 60 Hz schedule because the peer's input was missing when
+its slot came (in `--fast`, any frame that had to wait for the peer's input); each counts once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from lockstep.rules import TICKS_PER_SECOND
+from lockstep.state import State
+from peer.match import InputSource, MatchPeer
+
+TICK_MS = 1000 / TICKS_PER_SECOND
+MAX_CATCH_UP_TICKS = 8  # after a stall, run at most this many owed slots at once
+MAX_WAIT_PER_FRAME_MS = TICK_MS / 8  # the side ahead slows by at most an eighth of a frame per frame
+ADVANTAGE_DEAD_BAND_MS = 1.0  # timings are whole milliseconds: a smaller lead is noise
+ADVANTAGE_SMOOTHING = 1 / 8  # weight of the newest frame in the estimate
+WAIT_GAIN = 1 / 8  # the share of the estimated lead waited off per frame
+MAX_SLEEP_MS = 20  # wake at least this often (the window's events, the protocol's timers)
+HANDSHAKE_SLEEP_MS = 10
+FAST_IDLE_SLEEP_MS = 5
+
+
+class FrameAdvantage:
+    """How many milliseconds our schedule runs ahead of the peer's, from when inputs were sampled
+    and arrived (no clock of its own: callers pass the times)."""
+
+    def __init__(self) -> None:
+        self._sampled: deque[float] = deque()  # our sample times of frames the peer has not sent yet
+        self._arrived: deque[float] = deque()  # arrival times of the peer's inputs we have not sampled
+        self.estimate: float | None = None  # smoothed lead in ms; None before the first frame
+
+    def local_sampled(self, now_ms: float, rtt_ms: int | None) -> None:
+        if self._arrived:
+            self._observe(self._arrived.popleft(), now_ms, rtt_ms)
+        else:
+            self._sampled.append(now_ms)
+
+    def remote_arrived(self, now_ms: float, count: int, rtt_ms: int | None) -> None:
+        for _ in range(count):
+            if self._sampled:
+                self._observe(now_ms, self._sampled.popleft(), rtt_ms)
+            else:
+                self._arrived.append(now_ms)
+
+    def _observe(self, arrived_ms: float, sampled_ms: float, rtt_ms: int | None) -> None:
+        # The peer sampled its input for this frame about half a round trip before it arrived.
+        lead = arrived_ms - (rtt_ms or 0) / 2 - sampled_ms
+        if self.estimate is None:
+            self.estimate = lead
+        else:
+            self.estimate += (lead - self.estimate) * ADVANTAGE_SMOOTHING
+
+    def wait_ms(self) -> float:
+        """How much later than one tick to sample the next frame: a share of our lead, if we lead."""
+        lead = self.estimate
+        if lead is None or lead <= ADVANTAGE_DEAD_BAND_MS:
+            return 0.0
+        wait = min((lead - ADVANTAGE_DEAD_BAND_MS) * WAIT_GAIN, MAX_WAIT_PER_FRAME_MS)
+        # The wait takes effect on the very next frames; count it in now rather than wait for the
+        # smoothed timings to show it, or the side ahead would keep waiting long after it caught up.
+        self.estimate = lead - wait
+        return wait
+
+
+class Pacer:
+    """Drives one `MatchPeer` once its match is established: realtime at 60 Hz, or `fast`."""
+
+    def __init__(self, fast: bool) -> None:
+        self.fast = fast
+        self.advantage = FrameAdvantage()
+        self.stalls = 0
+        self.stalled_since: int | None = None  # when the current stall began (for the screen)
+        self.waited_ms = 0.0  # total time added to slots to let the peer catch up
+        self._stalled_frame = -1
+        self._next_sample = 0.0
+        self._remote_seen = 0  # the peer's inputs seen so far (as the engine counts them)
+
+    def start(self, peer: MatchPeer, now_ms: int) -> None:
+        """The match is established: the first local input is due now."""
+        assert peer.engine is not None and peer.established is not None
+        self._next_sample = float(now_ms)
+        # Inputs of the first `delay` frames are neutral on both sides: the first sampled input is
+        # for frame `delay`, and so is the peer's first. Count only what arrives after that.
+        self._remote_seen = peer.established.delay_frames
+        self._note_arrivals(peer, now_ms)
+
+    def run(self, peer: MatchPeer, now_ms: int, local_input: InputSource) -> None:
+        """Sample the local inputs that are due, run every frame whose inputs are there, count stalls."""
+        engine = peer.engine
+        assert engine is not None
+        self._note_arrivals(peer, now_ms)
+
+        def sample(state: State) -> int:
+            self.advantage.local_sampled(now_ms, peer.connection.rtt_ms)
+            return local_input(state)
+
+        if self.fast:
+            if peer.update(now_ms, sample):
+                self.stalled_since = None
+            else:
+                self._count_stall(peer, now_ms)
+            return
+        if now_ms - self._next_sample > MAX_CATCH_UP_TICKS * TICK_MS:
+            self._next_sample = float(now_ms)  # a long stall: resume at the normal pace
+        sampled = False
+        while self._due(now_ms) and engine.needs_local_input() and not peer.finished:
+            peer.update(now_ms, sample)  # one sample, then every frame that can run
+            wait = self.advantage.wait_ms()
+            self.waited_ms += wait
+            self._next_sample += TICK_MS + wait
+            sampled = True
+        if not sampled:
+            peer.update(now_ms, None)  # the peer's inputs that arrived since: run their frames now
+        if self._due(now_ms) and peer.waiting_for_peer:
+            self._count_stall(peer, now_ms)  # a slot has come and the game still waits
+        else:
+            self.stalled_since = None
+
+    def sleep_ms(self, peer: MatchPeer, now_ms: int) -> float:
+        """How long the loop may sleep before this pacer has work (the peer's bytes wake it sooner)."""
+        engine = peer.engine
+        if engine is None:
+            return HANDSHAKE_SLEEP_MS  # nothing to do until the host answers
+        if self.fast:
+            # Spin while frames can run; otherwise (stalled, or done and waiting for the peer's
+            # goodbye) sleep until the peer's bytes arrive.
+            return FAST_IDLE_SLEEP_MS if peer.waiting_for_peer or engine.finished else 0
+        if engine.finished or not engine.needs_local_input():
+            return MAX_SLEEP_MS  # only the peer's bytes (or a timer) can change anything now
+        return max(0.0, min(self._next_sample - now_ms, MAX_SLEEP_MS))
+
+    def _due(self, now_ms: int) -> bool:
+        return now_ms >= self._next_sample
+
+    def _note_arrivals(self, peer: MatchPeer, now_ms: int) -> None:
+        engine = peer.engine
+        if engine is None:
+            return
+        seen = engine.remote_input_end()
+        if seen > self._remote_seen:
+            self.advantage.remote_arrived(now_ms, seen - self._remote_seen, peer.connection.rtt_ms)
+            self._remote_seen = seen
+
+    def _count_stall(self, peer: MatchPeer, now_ms: int) -> None:
+        engine = peer.engine
+        if peer.waiting_for_peer and engine is not None:
+            if engine.frame != self._stalled_frame:
+                self.stalls += 1
+                self._stalled_frame = engine.frame
+            if self.stalled_since is None:
+                self.stalled_since = now_ms

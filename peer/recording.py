@@ -1,0 +1,127 @@
+"""The replay of a live match: where it goes, that it can be written before anyone connects, and the
+frame consumer that writes every confirmed frame to it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+
+from lockstep.engine import FrameAdvanced
+from peer.fanout import ConsumerFailed
+from peer.protocol import Established, Role
+from replay.writer import ReplayWriteError, ReplayWriter
+
+
+def default_replay_path(role: Role, now: float | None = None) -> str:
+    """A new file `pong-DATE-TIME-ROLE[-N].replay` here, created empty so no other match takes it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    for n in range(1, 1000):
+        path = f"pong-{stamp}-{role.value}{'' if n == 1 else f'-{n}'}.replay"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue  # another match started in the same second
+        except OSError:
+            return path  # unwritable here: check_record_path will say so in one line
+        return path
+    return path
+
+
+def check_record_path(path: str) -> bool:
+    """Fail before any network activity when the replay could not be written; True when it
+    created the (empty) file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ReplayWriteError(f"cannot record to {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise ReplayWriteError(f"cannot record to {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # Opening a FIFO for writing would block the game loop until someone reads it.
+        raise ReplayWriteError(f"cannot record to {path}: it is not a regular file")
+    if not os.access(directory, os.W_OK):
+        raise ReplayWriteError(f"cannot record to {path}: directory {directory} is not writable")
+    # The real test is opening it (a read-only mount, /proc, a file we may not write): now, before
+    # anyone joins, not once a match has begun. A file it creates stays empty until the match
+    # starts, and is removed when no match does (ReplayRecorder.close).
+    existed = os.path.lexists(path)  # a dangling symlink exists too: its target is what gets made
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o644))
+    except FileExistsError:
+        return False  # created a moment ago by someone else: the writer will tell if it cannot write
+    except OSError as exc:
+        raise ReplayWriteError(f"cannot record to {path}: {exc.strerror or exc}") from None
+    return not existed
+
+
+class ReplayRecorder:
+    """Writes the match to `path` as its frames are confirmed (a `FrameConsumer`).
+
+    `created` says the file is ours (made empty to reserve it): when no frame is ever written it is
+    removed again, while a file that was there before is the user's, even when empty.
+    """
+
+    def __init__(self, path: str, *, created: bool) -> None:
+        self.path = path
+        self.created = created
+        self.error: str | None = None  # the first write failure, in one line
+        self._writer: ReplayWriter | None = None
+
+    def check(self) -> None:
+        """Before any network activity: raises `ReplayWriteError` when the file could not be written."""
+        if check_record_path(self.path):
+            self.created = True
+
+    def open(self, established: Established, created_unix: int) -> None:
+        """The match starts: write the header (a failure is kept, and told by the first `take`)."""
+        names = (
+            (established.local_name, established.remote_name)
+            if established.local_slot == 0
+            else (established.remote_name, established.local_name)
+        )
+        try:
+            self._writer = ReplayWriter(
+                self.path,
+                established.rules,
+                established.seed,
+                established.delay_frames,
+                names,
+                created_unix,
+            )
+        except ReplayWriteError as exc:
+            self.error = str(exc)
+
+    def take(self, frames: Sequence[FrameAdvanced]) -> None:
+        if self.error is None and self._writer is not None:
+            try:
+                for frame in frames:
+                    self._writer.add_frame(frame.frame_input, frame.chain)
+            except ReplayWriteError as exc:
+                self.error = str(exc)
+        if self.error is not None:
+            raise ConsumerFailed(self.error)
+
+    def finish(self, end_reason: str) -> bool:
+        """The footer and the last sync; True when the replay is complete (else `error` says why)."""
+        if self._writer is None:
+            return False
+        try:
+            self._writer.finish(end_reason)
+        except ReplayWriteError as exc:
+            self.error = self.error or str(exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """However the session ends: keep what was recorded (an unfinished file has no footer, so
+        readers report it as cut short), and remove a file we made and never wrote."""
+        writer = self._writer
+        if writer is not None and not writer.closed:
+            with contextlib.suppress(ReplayWriteError):
+                writer.close()
+        if not self.created or (writer is not None and writer.bytes_written > 0):
+            return
+        with contextlib.suppress(OSError):
+            if os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
+                os.remove(self.path)
