@@ -85,9 +85,13 @@ def run_workers(
     seed: int | None = None,
     regression_dir: str = ".",
     progress: Progress | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "tools.fuzz_workers"),
 ) -> CampaignResult:
     """Run the properties `names` for `seconds` in `workers` processes sharing the database
-    `database` (a spec for tools/fuzz_database.py); their results summed. Raises WorkersFailed."""
+    `database` (a spec for tools/fuzz_database.py); their results summed. Raises WorkersFailed.
+
+    A worker is `command` with the worker's configuration (JSON) as its last argument; tests
+    give one that fuzzes properties of their own."""
     config = {
         "names": list(names),
         "seconds": seconds,
@@ -102,16 +106,17 @@ def run_workers(
     start = time.monotonic()
     children: list[_Worker] = []
     stopping_at: float | None = None
-    interrupted = False
+    interrupted = gave_up = False
     try:
         for index in range(workers):
-            children.append(_start(index, dict(config, worker=index), lines))
+            children.append(_start([*command, json.dumps(dict(config, worker=index))], index, lines))
         running = workers
         while running:
             if stop.requested and stopping_at is None:
                 interrupted = True
                 stopping_at = _stop_all(children)
             if stopping_at is not None and time.monotonic() > stopping_at + STOP_GRACE_S:
+                gave_up = True
                 break
             try:
                 index, line = lines.get(timeout=POLL_S)
@@ -129,7 +134,7 @@ def run_workers(
             if progress is not None:
                 progress.show(time.monotonic(), _status(children, names, start, seconds))
     finally:
-        _reap(children)
+        _reap(children, 0.0 if gave_up else STOP_GRACE_S)
         stopping.restore(previous)
         if progress is not None:
             progress.show(time.monotonic(), _status(children, names, start, seconds, done=True), force=True)
@@ -142,15 +147,18 @@ def run_workers(
     return _sum(children, names, time.monotonic() - start, interrupted)
 
 
-def _start(index: int, config: dict[str, Any], lines: queue.Queue[tuple[int, str | None]]) -> _Worker:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.fuzz_workers", json.dumps(config)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="backslashreplace",
-    )
+def _start(argv: list[str], index: int, lines: queue.Queue[tuple[int, str | None]]) -> _Worker:
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="backslashreplace",
+        )
+    except OSError as exc:  # out of processes, or of memory
+        raise WorkersFailed(f"cannot start worker {index + 1}: {exc.strerror or exc}") from None
     worker = _Worker(index, process)
     assert process.stdout is not None and process.stderr is not None
     worker.readers = [
@@ -197,13 +205,13 @@ def _stop_all(children: list[_Worker]) -> float:
     return time.monotonic()
 
 
-def _reap(children: list[_Worker]) -> None:
-    """Every worker ends: those still running after their grace are killed."""
+def _reap(children: list[_Worker], grace: float) -> None:
+    """Every worker ends: those still running after `grace` seconds are killed."""
     for child in children:
         with contextlib.suppress(OSError, ValueError):
             assert child.process.stdin is not None
             child.process.stdin.close()  # a stop for any that was not told yet
-    deadline = time.monotonic() + STOP_GRACE_S
+    deadline = time.monotonic() + grace
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -307,9 +315,10 @@ def worker_main(argv: Sequence[str]) -> int:
 
     def report(name: str) -> None:
         now = time.monotonic()
-        if now >= next_report[0]:
+        examples = sum(COUNTS[n] for n in names) - before
+        if now >= next_report[0] and examples:  # the first report: once an example has run
             next_report[0] = now + REPORT_EVERY_S
-            _send({"examples": sum(COUNTS[n] for n in names) - before}, stopped)
+            _send({"examples": examples}, stopped)
 
     add_observer(report)
     try:
