@@ -196,6 +196,15 @@ def cpu_60hz_percent() -> float:
     return max(100 * float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
 
 
+def pacing_fps_delay0() -> float:
+    """Frames per second of a 60 Hz match between two processes on loopback at input delay 0 (the
+    slower side): with no delay to hide the peer, every frame needs the peer's input of that frame."""
+    host, joiner = _bot_match(
+        ["--points", "999", "--frames", "600", "--seed", "3", "--delay", "0"], fast=False
+    )
+    return min(float(r["frames"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
+
+
 def stall_fraction_100ms() -> float:
     """Stalled frames / frames of a 60 Hz match through netsim at 100 ms RTT (+-10 ms jitter), delay auto."""
     from tools.netsim import Impairment, NetSim
@@ -220,6 +229,7 @@ FIGURES: list[Figure] = [
     Figure("net_fps", net_fps, 15_000, True, "frames/s"),
     Figure("cpu_60hz_percent", cpu_60hz_percent, 10, False, "%"),
     Figure("stall_fraction_100ms", stall_fraction_100ms, 0.01, False, "", strict=True),
+    Figure("pacing_fps_delay0", pacing_fps_delay0, 59.4, True, "frames/s"),
 ]
 
 
