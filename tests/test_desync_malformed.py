@@ -3,12 +3,16 @@ for a bad report that merely lies beside a replay."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lockstep.game import Game
 from lockstep.rules import Rules
@@ -66,6 +70,8 @@ def with_chain(value: Any) -> bytes:
     return json.dumps(report).encode()
 
 
+DELETE = object()  # a change that removes the key or item
+
 MALFORMED = {
     "huge-integer": huge_int(json.dumps(valid_report())),
     "huge-integer-in-a-state": json.dumps(valid_report())
@@ -86,6 +92,23 @@ MALFORMED = {
     "nested-deeply": b"{" + b'"a": [' * 100_000 + b"]" * 100_000 + b"}",
     "too-big": b"{" + b" " * desync_tool.MAX_REPORT_BYTES + b"}",
 }
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document, as a path of keys and indexes."""
+    found = [prefix]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        found += paths(item, (*prefix, key))
+    return found
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+PLACES = paths(valid_report())[1:]
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +231,37 @@ def test_only_the_first_bytes_of_a_report_are_read(tmp_path, monkeypatch):
     with pytest.raises(desync_tool.CommandError, match="more than"):
         desync_tool._load_json(str(path))
     assert requested == [desync_tool.MAX_REPORT_BYTES + 1]
+
+
+@settings(max_examples=40)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(PLACES), JSON_VALUES | st.just(DELETE)), min_size=1, max_size=3
+    )
+)
+def test_any_report_with_any_value_anywhere_is_read_or_refused_in_one_line(tmp_path_factory, changes):
+    """Whatever value replaces whatever part of a report (or removes it), `pong desync` gives a
+    verdict (0 or 1) or one line and exit 2, and never an exception."""
+    report = valid_report()
+    for place, value in changes:
+        parent: Any = report
+        try:
+            for key in place[:-1]:
+                parent = parent[key]
+            if value is DELETE:
+                del parent[place[-1]]
+            else:
+                parent[place[-1]] = value
+        except (KeyError, IndexError, TypeError):  # an earlier change removed or replaced it
+            continue
+    path = tmp_path_factory.mktemp("any") / "desync-11.json"
+    path.write_text(json.dumps(report))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["desync", str(path), "--json"])
+    assert code in (0, 1, 2)
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    if code == 2:
+        assert len(err.getvalue().strip().splitlines()) == 1 and result["exit_code"] == 2
+    else:
+        assert result["diverged"] is (code == 1)
