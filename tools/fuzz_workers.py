@@ -98,7 +98,7 @@ def run_workers(
         "database": database,
         "keep_going": keep_going,
         "seed": seed,
-        "regression_dir": os.path.abspath(regression_dir),
+        "regression_dir": regression_dir,  # the workers run where we do
     }
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     stop = _StopRequest()
