@@ -90,7 +90,7 @@ class MatchPeer:
         # Inputs are still sampled after the peer's goodbye: reaching its final frame may need them.
         if engine.needs_local_input() and local_input is not None:
             sent = engine.add_local_input(local_input(engine.game.state))
-            self.connection.send_input(sent.player_input, sent.chain_bits)
+            self.connection.send_input(sent.player_input, sent.chain_bits, sent.check_lag)
         events = engine.advance(max_frames)
         advanced = False
         for event in events:
@@ -155,7 +155,12 @@ class MatchPeer:
             try:
                 if isinstance(event, RemoteInput):
                     assert self.engine is not None
-                    self.engine.add_remote_input(event.player_input, event.chain_bits)
+                    # The connection numbers the peer's inputs from the frame the welcome named, the
+                    # engine from its delay: the two counts must agree, or an input went missing.
+                    frame = self.engine.add_remote_input(
+                        event.player_input, event.chain_bits, event.check_lag
+                    )
+                    assert frame == event.frame, (frame, event.frame)
                 elif isinstance(event, RemoteChain):
                     assert self.engine is not None
                     self.engine.add_remote_chain(event.frame, event.chain)
@@ -184,8 +189,13 @@ class MatchPeer:
             self.connection.send_goodbye("desync", frame, chain, "desync reported by the peer")
             desync = None
             if ended.frame is not None and ended.chain is not None:
-                local = engine.chain_at(ended.frame) or bytes(8)
-                desync = DesyncDetected(ended.frame, local, ended.chain, 64)
+                local = engine.chain_at(ended.frame)
+                if local is None:
+                    # A frame we never had (or no longer keep): compare where we are, with our real
+                    # chain, rather than invent one for the frame it names.
+                    desync = DesyncDetected(engine.frame, engine.game.chain, ended.chain, 64)
+                else:
+                    desync = DesyncDetected(ended.frame, local, ended.chain, 64)
             self._conclude(
                 "desync", ended.detail or "desync reported by the peer", by_remote=True, desync=desync
             )
@@ -212,7 +222,7 @@ class MatchPeer:
             # diverged, which matters more than how the connection ended.
             self._on_desync(engine.desync, now_ms)
         else:
-            detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, "")
+            detail = ended.detail or _REMOTE_DETAIL.get(ended.reason, ended.reason.replace("_", " "))
             if ended.by_remote and ended.reason in HANDSHAKE_REASONS and ended.reason != "protocol_error":
                 # Our handshake completed, the peer's did not (on a crawling link its deadline can
                 # pass before our welcome arrives): its reason is about its side, say so.
