@@ -280,3 +280,12 @@ def test_leaving_after_the_end_but_before_the_peers_confirmation_keeps_the_match
             break
     host.quit(now)
     assert host.outcome.result == "finished" and "left before" in host.outcome.detail
+
+
+def test_a_late_handshake_goodbye_without_words_is_explained_not_left_empty():
+    """The joiner's handshake may fail after our welcome; a bare reason still reads as a sentence."""
+    host, _ = _established_pair()
+    host.receive_data(encode_message(Goodbye("handshake_timeout", 0, bytes(8), "")), 5000)
+    assert host.outcome.result == "handshake_timeout" and host.outcome.by_remote
+    assert host.outcome.detail == "the other player gave up before its handshake completed (handshake timeout)"
+    assert "()" not in host.outcome.detail
