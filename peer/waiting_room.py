@@ -32,6 +32,7 @@ MAX_CLOSING = 64  # refused connections kept for their goodbye at once; beyond t
 ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
 ACCEPT_RETRY_MS = 100  # out of descriptors: look at the listener again after this long
 ACCEPT_ERROR_EVERY_MS = 1000  # ... and say so at most this often
+SHORT_OF_DESCRIPTORS_MS = 5000  # after running out, refused connections get no time for goodbyes
 
 Log = Callable[[str], None]
 
@@ -88,6 +89,7 @@ class WaitingRoom:
         self._closing: list[tuple[Stream, int]] = []  # refused connections waiting to hang up
         self._accept_paused_until: int | None = None
         self._accept_error_logged: int | None = None
+        self._short_of_descriptors_until = 0
         self._last_turn_away = -ACCEPT_EVERY_MS
         poller.add(listener)
 
@@ -197,6 +199,7 @@ class WaitingRoom:
                 self._accept_error_logged = now
                 self._log(f"{exc}; still waiting")
             self._accept_paused_until = now + ACCEPT_RETRY_MS
+            self._short_of_descriptors_until = now + SHORT_OF_DESCRIPTORS_MS
             self._poller.remove(self.listener)  # it stays readable: do not wake for it meanwhile
             self._free_descriptors(now)
             return None
@@ -222,8 +225,9 @@ class WaitingRoom:
         reset, and a reset can destroy the refusal before they read it.
         """
         stream.flush()
-        if self._accept_paused_until is not None or len(self._closing) >= MAX_CLOSING:
-            # Short of descriptors, or flooded: what the kernel took is all they will get.
+        if now < self._short_of_descriptors_until or len(self._closing) >= MAX_CLOSING:
+            # Short of descriptors (the match about to start needs one for its replay), or flooded:
+            # what the kernel took is all they will get.
             stream.close(linger_ms=0)
             return
         self._closing.append((stream, now + HANG_UP_MS))
