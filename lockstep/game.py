@@ -49,18 +49,14 @@ class Game:
         """Step through `frame_inputs`, chaining every frame; returns the final chain.
 
         `chains`, when given, collects the chain of every frame stepped (8 bytes each). Locals
-        only inside the loops: this is the hot path of `pong replay verify` and `pong desync`.
+        only inside the loop: this is the hot path of `pong replay verify` and `pong desync`.
         """
         state, rules, chain = self.state, self.rules, self.chain
         _step, _next = step, chain_next
-        if chains is None:
-            for frame_input in frame_inputs:
-                _step(state, rules, frame_input)
-                chain = _next(chain, state)
-        else:
-            for frame_input in frame_inputs:
-                _step(state, rules, frame_input)
-                chain = _next(chain, state)
+        for frame_input in frame_inputs:
+            _step(state, rules, frame_input)
+            chain = _next(chain, state)
+            if chains is not None:
                 chains += chain
         self.chain = chain
         return chain

@@ -67,13 +67,10 @@ def test_an_interpreter_that_computes_other_chains_fails_naming_the_frame(tmp_pa
     shutil.copytree(ROOT / "lockstep", copy, ignore=shutil.ignore_patterns("__pycache__"))
     game_py = copy / "game.py"
     source = game_py.read_text()
-    needle = "        step(self.state, self.rules, frame_input)\n"
-    assert needle in source
-    game_py.write_text(
-        source.replace(
-            needle, needle + "        if self.state.frame == 5000:\n            self.state.rng ^= 1\n"
-        )
-    )
+    needle = "            _step(state, rules, frame_input)\n"  # in Game.run, the one stepping loop
+    assert source.count(needle) == 1
+    perturb = "            if state.frame == 5000:\n                state.rng ^= 1\n"
+    game_py.write_text(source.replace(needle, needle + perturb))
     fake = tmp_path / "python-perturbed"
     fake.write_text(f'#!/bin/sh\nPYTHONPATH="{copy.parent}" exec "{sys.executable}" "$@"\n')
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
