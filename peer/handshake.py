@@ -142,6 +142,14 @@ class _Handshake:
         if self.ended is None:
             self.ended = ended
 
+    def _on_goodbye(self, message: Message) -> None:
+        """Either side may leave a handshake (a quit, a timeout, a failed check), never with the end
+        of a match it never had."""
+        assert isinstance(message, Goodbye)
+        if message.reason not in _HANDSHAKE_GOODBYES:
+            raise RemoteProtocolError(f"a goodbye with reason {message.reason!r} before the match began")
+        self.on_farewell(message)
+
     def on_farewell(self, message: Message) -> None:
         assert isinstance(message, (Refuse, Goodbye))
         frame = message.frame if isinstance(message, Goodbye) else None
@@ -225,12 +233,6 @@ class HostHandshake(_Handshake):
             return  # a token we never sent, or absurdly old: no information
         self._rtt_samples.append(rtt)
         self._continue_probing()
-
-    def _on_goodbye(self, message: Message) -> None:
-        assert isinstance(message, Goodbye)
-        if message.reason not in _HANDSHAKE_GOODBYES:
-            raise RemoteProtocolError(f"a goodbye with reason {message.reason!r} before the match began")
-        self.on_farewell(message)
 
     def _continue_probing(self) -> None:
         config = self.config
@@ -376,7 +378,9 @@ HOST_TRANSITIONS: dict[tuple[HostState, type], _HostHandler] = {
 JOINER_TRANSITIONS: dict[tuple[JoinerState, type], _JoinerHandler] = {
     (JoinerState.AWAIT_CHALLENGE, Challenge): JoinerHandshake._on_challenge,
     (JoinerState.AWAIT_CHALLENGE, Refuse): JoinerHandshake._on_refuse,
+    (JoinerState.AWAIT_CHALLENGE, Goodbye): JoinerHandshake._on_goodbye,
     (JoinerState.AWAIT_WELCOME, Ping): JoinerHandshake._on_ping,
     (JoinerState.AWAIT_WELCOME, Welcome): JoinerHandshake._on_welcome,
     (JoinerState.AWAIT_WELCOME, Refuse): JoinerHandshake._on_refuse,
+    (JoinerState.AWAIT_WELCOME, Goodbye): JoinerHandshake._on_goodbye,
 }

@@ -349,9 +349,27 @@ def test_a_refusal_with_a_reason_no_host_refuses_with_is_a_protocol_error(reason
         events_of(j)
 
 
-def test_no_goodbye_may_claim_a_match_before_it_began():
+def test_a_host_that_quits_during_the_handshake_says_so_and_the_joiner_hears_it():
+    h, j = host(), joiner()
+    h.receive_data(j.data_to_send(), 1)
+    assert events_of(h) == []
+    h.send_goodbye("quit", 0, bytes(8), "the host left")
+    j.receive_data(h.data_to_send(), 2)
+    end = only_end(events_of(j))
+    assert (end.reason, end.detail, end.by_remote) == ("quit", "the host left", True)
+
+
+@pytest.mark.parametrize("side", ["host", "joiner"])
+def test_no_goodbye_may_claim_a_match_before_it_began(side):
     from peer.messages import Goodbye
 
+    if side == "joiner":
+        j = joiner()
+        j.data_to_send()
+        j.receive_data(encode(Goodbye("finished", 100, bytes(8), "")), 1)
+        with pytest.raises(RemoteProtocolError, match="before the match began"):
+            events_of(j)
+        return
     h, j = host(), joiner()
     h.receive_data(j.data_to_send(), 1)
     assert events_of(h) == []
