@@ -32,6 +32,7 @@ from peer.messages import (
     Goodbye,
     Hello,
     Message,
+    Netcode,
     Ping,
     Pong,
     Purpose,
@@ -57,6 +58,7 @@ class HostConfig:
     rtt_probes: int = 3
     # What this host serves; a hello asking for anything else is refused `unsupported`.
     purposes: frozenset[Purpose] = field(default_factory=lambda: frozenset({Purpose.PLAY}))
+    netcode: Netcode = Netcode.LOCKSTEP
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Established:
     purpose: Purpose = Purpose.PLAY
     # The first frame of the peer's input stream (earlier inputs are neutral or already held).
     remote_inputs_from: int = 0
+    netcode: Netcode = Netcode.LOCKSTEP
 
     @property
     def names(self) -> tuple[str, str]:
@@ -247,7 +250,15 @@ class HostHandshake(_Handshake):
         name = match_id(self.nonce, self._peer_nonce)
         self._send(
             Welcome(
-                config.seed, delay, config.joiner_slot, rules_id(config.rules), rtt, config.name, name, delay
+                config.seed,
+                delay,
+                config.joiner_slot,
+                rules_id(config.rules),
+                rtt,
+                config.name,
+                name,
+                delay,
+                config.netcode,
             )
         )
         self.state = HostState.DONE
@@ -262,6 +273,7 @@ class HostHandshake(_Handshake):
             name,
             Purpose.PLAY,
             delay,
+            config.netcode,
         )
 
 
@@ -354,6 +366,7 @@ class JoinerHandshake(_Handshake):
             expected_id,
             Purpose.PLAY,
             message.delay_frames,
+            message.netcode,
         )
 
 

@@ -68,6 +68,13 @@ class Purpose(enum.IntEnum):
     RESUME = 2  # take one's own seat back in a match under way
 
 
+class Netcode(enum.IntEnum):
+    """How the match hides latency; the host decides, the welcome says."""
+
+    LOCKSTEP = 0  # input delay: every frame waits for both inputs
+    ROLLBACK = 1  # predict the peer's input, run ahead, re-simulate when it differs
+
+
 _HEADER = struct.Struct("<BH")
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -125,6 +132,7 @@ class Welcome:
     name: str
     match_id: bytes = bytes(MATCH_ID_SIZE)
     held: int = 0
+    netcode: Netcode = Netcode.LOCKSTEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +240,7 @@ def encode(message: Message) -> bytes:
             + _short_bytes(utf8_prefix(message.name, MAX_NAME_BYTES))
             + message.match_id
             + _U32.pack(message.held)
+            + _U8.pack(message.netcode)
         )
         return _framed(TAG_WELCOME, payload)
     if isinstance(message, Refuse):
@@ -354,7 +363,10 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         seed, delay, slot, rtt = r.u64(), r.u8(), r.u8(), r.u32()
         rules_id = r.short_bytes(255)
         name = r.text(r.short_bytes(MAX_NAME_BYTES))
-        welcome = Welcome(seed, delay, slot, rules_id, rtt, name, r.take(MATCH_ID_SIZE), r.u32())
+        match, held, netcode = r.take(MATCH_ID_SIZE), r.u32(), r.u8()
+        if netcode not in tuple(Netcode):
+            raise RemoteProtocolError(f"welcome names an unknown netcode {netcode}")
+        welcome = Welcome(seed, delay, slot, rules_id, rtt, name, match, held, Netcode(netcode))
         r.done()
         if welcome.joiner_slot not in (0, 1):
             raise RemoteProtocolError(f"welcome assigns an invalid slot {welcome.joiner_slot}")

@@ -428,6 +428,14 @@ def test_both_sides_name_the_match_alike_and_count_the_peers_inputs_from_the_del
     assert h.playing.inputs_held == 5  # what a resume would state: the first frame we lack
 
 
+def test_the_host_decides_the_netcode_and_the_joiner_follows():
+    from peer.messages import Netcode
+
+    h = Connection(Role.HOST, 0, b"h" * 16, host=HostConfig(RULES, 42, 2, netcode=Netcode.ROLLBACK))
+    got = handshake(h, joiner())
+    assert got["host"][0].netcode is got["joiner"][0].netcode is Netcode.ROLLBACK
+
+
 def test_a_welcome_for_another_match_is_a_protocol_error():
     h, j = host(), joiner()
     h.receive_data(j.data_to_send(), 1)
