@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lockstep.engine import MAX_DELAY_FRAMES, auto_delay
 from lockstep.rules import SIM_VERSION, Rules, RulesError, rules_id, split_rules_id
@@ -59,6 +59,8 @@ class HostConfig:
     # What this host serves; a hello asking for anything else is refused `unsupported`.
     purposes: frozenset[Purpose] = field(default_factory=lambda: frozenset({Purpose.PLAY}))
     netcode: Netcode = Netcode.LOCKSTEP
+    # The match whose seat a RESUME may take back, as it stands when asked (None: no such match).
+    seat: Callable[[], Seat | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class JoinerConfig:
     key: bytes | None = None
     name: str = "joiner"
     purpose: Purpose = Purpose.PLAY
+    seat: Seat | None = None  # RESUME: the match we take our seat back in
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Established:
     # The first frame of the peer's input stream (earlier inputs are neutral or already held).
     remote_inputs_from: int = 0
     netcode: Netcode = Netcode.LOCKSTEP
+    secret: bytes = b""  # the per-match secret a seat is taken back with
+    resend_from: int = 0  # the first frame of our own input stream the peer lacks
 
     @property
     def names(self) -> tuple[str, str]:
@@ -97,6 +102,15 @@ class Established:
     def in_slot_order(self, local: str, remote: str) -> tuple[str, str]:
         """Any (ours, theirs) pair as (left, right)."""
         return (local, remote) if self.local_slot == 0 else (remote, local)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """A match under way, as one side holds it: what a resume of it must match, and `held`, the first
+    frame of the peer's input stream this side lacks."""
+
+    established: Established
+    held: int
 
 
 @dataclass(frozen=True)
@@ -167,9 +181,11 @@ class HostHandshake(_Handshake):
         super().__init__(nonce, now_ms, send)
         self.config = config
         self.state = HostState.AWAIT_HELLO
+        self.purpose = Purpose.PLAY
         self._peer_nonce = b""
         self._challenge_sent_ms = 0
         self._rtt_samples: list[int] = []
+        self._resend_from = 0
 
     def handle(self, message: Message) -> None:
         handler = HOST_TRANSITIONS.get((self.state, type(message)))
@@ -203,10 +219,19 @@ class HostHandshake(_Handshake):
             return
         if message.purpose is Purpose.PLAY and (message.match_id or message.held):
             raise RemoteProtocolError("a hello to play a new match names a match or held inputs")
+        if message.purpose is Purpose.RESUME and len(message.match_id) != MATCH_ID_SIZE:
+            raise RemoteProtocolError("a hello to take a seat back names no match")
         if message.purpose not in self.config.purposes:
             wants = {Purpose.WATCH: "spectators", Purpose.RESUME: "players taking a seat back"}
             self.refuse("unsupported", f"this host does not take {wants.get(message.purpose, 'that')}")
             return
+        self.purpose = message.purpose
+        if message.purpose is Purpose.RESUME:
+            seat = self.config.seat() if self.config.seat is not None else None
+            if seat is None or message.match_id != seat.established.match_id:
+                self.refuse("auth_failed", "no match here has that seat open")
+                return
+            self._resend_from = message.held
         self._peer_nonce = message.nonce
         self.remote_name = printable(message.name)
         key = self.config.key
@@ -225,6 +250,11 @@ class HostHandshake(_Handshake):
                 return
         elif message.proof:
             raise RemoteProtocolError("the joiner sent a key proof the host did not ask for")
+        if self.purpose is Purpose.RESUME:
+            self._resume(message.seat_proof)
+            return
+        if message.seat_proof:
+            raise RemoteProtocolError("a new player sent a seat proof")
         self._rtt_samples.append(max(0, self.now_ms - self._challenge_sent_ms))
         self.state = HostState.PROBING
         self._continue_probing()
@@ -236,6 +266,39 @@ class HostHandshake(_Handshake):
             return  # a token we never sent, or absurdly old: no information
         self._rtt_samples.append(rtt)
         self._continue_probing()
+
+    def _resume(self, proof: bytes) -> None:
+        """The seat's owner is back: no probing (the round trip is known), the match as it stands."""
+        seat = self.config.seat() if self.config.seat is not None else None
+        if seat is None:
+            self.refuse("auth_failed", "the match whose seat was asked for is over")
+            return
+        est = seat.established
+        if not auth.proofs_match(auth.seat_proof(est.secret, self._peer_nonce, self.nonce), proof):
+            self.refuse("auth_failed", "the joiner does not hold this match's secret")
+            return
+        self._send(
+            Welcome(
+                est.seed,
+                est.delay_frames,
+                1 - est.local_slot,
+                rules_id(est.rules),
+                est.rtt_ms,
+                est.local_name,
+                est.match_id,
+                seat.held,
+                est.netcode,
+            )
+        )
+        self.state = HostState.DONE
+        self.rtt_ms = est.rtt_ms
+        self.established = replace(
+            est,
+            remote_name=self.remote_name,
+            purpose=Purpose.RESUME,
+            remote_inputs_from=seat.held,
+            resend_from=self._resend_from,
+        )
 
     def _continue_probing(self) -> None:
         config = self.config
@@ -274,6 +337,8 @@ class HostHandshake(_Handshake):
             Purpose.PLAY,
             delay,
             config.netcode,
+            auth.seat_secret(config.key, self.nonce, self._peer_nonce),
+            delay,
         )
 
 
@@ -285,7 +350,11 @@ class JoinerHandshake(_Handshake):
         self.config = config
         self.state = JoinerState.AWAIT_CHALLENGE
         self._peer_nonce = b""
-        send(Hello(PROTOCOL_VERSION, rules_id(Rules()), nonce, config.name, config.purpose))
+        seat = config.seat
+        if (config.purpose is Purpose.RESUME) != (seat is not None):
+            raise LocalProtocolError("taking a seat back needs the seat, and only that does")
+        match, held = (seat.established.match_id, seat.held) if seat is not None else (b"", 0)
+        send(Hello(PROTOCOL_VERSION, rules_id(Rules()), nonce, config.name, config.purpose, match, held))
 
     def handle(self, message: Message) -> None:
         handler = JOINER_TRANSITIONS.get((self.state, type(message)))
@@ -324,7 +393,9 @@ class JoinerHandshake(_Handshake):
                 self.leave("auth_failed", "the host does not know our key")
                 return
             proof = auth.joiner_proof(key, self.nonce, message.nonce)
-        self._send(Auth(proof))
+        seat = self.config.seat
+        seat_proof = auth.seat_proof(seat.established.secret, self.nonce, message.nonce) if seat else b""
+        self._send(Auth(proof, seat_proof))
         self.state = JoinerState.AWAIT_WELCOME
 
     def _on_ping(self, message: Message) -> None:
@@ -349,11 +420,15 @@ class JoinerHandshake(_Handshake):
             raise RemoteProtocolError(f"input delay {message.delay_frames} exceeds {MAX_DELAY_FRAMES}")
         if message.joiner_slot not in (0, 1):
             raise RemoteProtocolError(f"welcome assigns an invalid slot {message.joiner_slot}")
+        self.remote_name = printable(message.name)
+        self.rtt_ms = message.rtt_ms
+        seat = self.config.seat
+        if seat is not None:
+            self._resumed(message, rules, seat)
+            return
         expected_id = match_id(self._peer_nonce, self.nonce)
         if message.match_id != expected_id or message.held != message.delay_frames:
             raise RemoteProtocolError("welcome names another match, or inputs a new match cannot hold")
-        self.remote_name = printable(message.name)
-        self.rtt_ms = message.rtt_ms
         self.state = JoinerState.DONE
         self.established = Established(
             rules,
@@ -367,6 +442,28 @@ class JoinerHandshake(_Handshake):
             Purpose.PLAY,
             message.delay_frames,
             message.netcode,
+            auth.seat_secret(self.config.key, self._peer_nonce, self.nonce),
+            message.delay_frames,
+        )
+
+    def _resumed(self, message: Welcome, rules: Rules, seat: Seat) -> None:
+        est = seat.established
+        same = (message.match_id, message.seed, message.delay_frames, message.joiner_slot, rules) == (
+            est.match_id,
+            est.seed,
+            est.delay_frames,
+            est.local_slot,
+            est.rules,
+        )
+        if not same or message.netcode != est.netcode:
+            raise RemoteProtocolError("welcome names another match than the one we take our seat back in")
+        self.state = JoinerState.DONE
+        self.established = replace(
+            est,
+            remote_name=self.remote_name,
+            purpose=Purpose.RESUME,
+            remote_inputs_from=seat.held,
+            resend_from=message.held,
         )
 
 

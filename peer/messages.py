@@ -110,9 +110,11 @@ class Challenge:
 
 @dataclass(frozen=True, slots=True)
 class Auth:
-    """Joiner -> host: the joiner's proof (empty without a key)."""
+    """Joiner -> host: the joiner's proof (empty without a key) and, to take a seat back, its proof of
+    the match's secret (empty otherwise)."""
 
     proof: bytes
+    seat_proof: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +231,7 @@ def encode(message: Message) -> bytes:
         payload = message.nonce + _U8.pack(int(message.key_required)) + _short_bytes(message.proof)
         return _framed(TAG_CHALLENGE, payload)
     if isinstance(message, Auth):
-        return _framed(TAG_AUTH, _short_bytes(message.proof))
+        return _framed(TAG_AUTH, _short_bytes(message.proof) + _short_bytes(message.seat_proof))
     if isinstance(message, Welcome):
         payload = (
             _U64.pack(message.seed)
@@ -355,7 +357,7 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         return challenge
     if tag == TAG_AUTH:
         r = _Reader(payload, "auth")
-        auth = Auth(r.short_bytes(PROOF_SIZE))
+        auth = Auth(r.short_bytes(PROOF_SIZE), r.short_bytes(PROOF_SIZE))
         r.done()
         return auth
     if tag == TAG_WELCOME:

@@ -115,7 +115,7 @@ def test_a_joiner_that_fakes_its_proof_is_refused_by_the_host():
     j.receive_data(h.data_to_send(), 2)
     events_of(j)
     sent = bytearray(j.data_to_send())
-    sent[-1] ^= 1  # flip one bit of the joiner's HMAC
+    sent[-2] ^= 1  # flip one bit of the joiner's HMAC (the last byte is the empty seat proof's length)
     h.receive_data(bytes(sent), 3)
     end = only_end(events_of(h))
     assert end.reason == "auth_failed" and not end.by_remote
@@ -400,10 +400,12 @@ def test_a_refusal_during_the_match_is_a_protocol_error():
 
 @pytest.mark.parametrize("purpose", ["WATCH", "RESUME"])
 def test_a_connection_says_what_it_is_for_and_a_host_refuses_what_it_does_not_offer(purpose):
+    from peer.handshake import Seat
     from peer.messages import Purpose
 
     h = host()
-    j = Connection(Role.JOINER, 0, b"j" * 16, joiner=JoinerConfig(None, "Jo", Purpose[purpose]))
+    seat = Seat(Established(RULES, 42, 2, 1, "Jo", "Hana", 5, b"m" * 16), 7) if purpose == "RESUME" else None
+    j = Connection(Role.JOINER, 0, b"j" * 16, joiner=JoinerConfig(None, "Jo", Purpose[purpose], seat))
     got = handshake(h, j)
     end = only_end(got["joiner"])
     assert (end.reason, end.by_remote) == ("unsupported", True)
@@ -459,3 +461,75 @@ def test_a_version_1_peer_is_refused_naming_both_versions():
     assert (end.reason, end.detail) == ("version_mismatch", "protocol versions differ: host 2, joiner 1")
     refusal = _decode_one(h.data_to_send())
     assert isinstance(refusal, Refuse) and refusal.reason == "version_mismatch"
+
+
+def _played_match(key=None):
+    """A match's first handshake: both sides' Established, which a resume must match."""
+    got = handshake(host(key), joiner(key))
+    return got["host"][0], got["joiner"][0]
+
+
+def _resume(host_est, joiner_est, *, host_held=9, joiner_held=11, key=None, secret=None, match=None):
+    from dataclasses import replace
+
+    from peer.handshake import Seat
+    from peer.messages import Purpose
+
+    joiner_seat = Seat(
+        replace(joiner_est, secret=secret or joiner_est.secret, match_id=match or joiner_est.match_id),
+        joiner_held,
+    )
+    h = Connection(
+        Role.HOST,
+        0,
+        b"H" * 16,
+        host=HostConfig(
+            RULES, 1, None, key, "Hana", purposes=frozenset(Purpose), seat=lambda: Seat(host_est, host_held)
+        ),
+    )
+    j = Connection(Role.JOINER, 0, b"J" * 16, joiner=JoinerConfig(key, "Jo", Purpose.RESUME, joiner_seat))
+    return handshake(h, j)
+
+
+@pytest.mark.parametrize("key", [None, b"k"])
+def test_a_player_takes_its_seat_back_and_each_side_learns_which_inputs_the_other_holds(key):
+    from peer.messages import Purpose
+
+    host_est, joiner_est = _played_match(key)
+    assert host_est.secret == joiner_est.secret and len(host_est.secret) == 32
+    got = _resume(host_est, joiner_est, key=key)
+    (h,), (j,) = got["host"], got["joiner"]
+    assert h.purpose is j.purpose is Purpose.RESUME
+    assert (h.seed, h.delay_frames, h.local_slot, h.match_id) == (
+        42,
+        2,
+        host_est.local_slot,
+        host_est.match_id,
+    )
+    assert (j.seed, j.local_slot) == (42, joiner_est.local_slot)
+    # Each side continues the other's stream where it stopped, and resends its own from what the
+    # other holds.
+    assert (h.remote_inputs_from, h.resend_from) == (9, 11)
+    assert (j.remote_inputs_from, j.resend_from) == (11, 9)
+
+
+@pytest.mark.parametrize(
+    "change, detail",
+    [
+        ({"secret": b"s" * 32}, "does not hold this match's secret"),
+        ({"match": b"x" * 16}, "no match here has that seat open"),
+    ],
+)
+def test_only_the_player_who_left_gets_the_seat(change, detail):
+    host_est, joiner_est = _played_match()
+    got = _resume(host_est, joiner_est, **change)
+    h_end, j_end = only_end(got["host"]), only_end(got["joiner"])
+    assert (h_end.reason, h_end.by_remote) == ("auth_failed", False) and detail in h_end.detail
+    assert (j_end.reason, j_end.by_remote) == ("auth_failed", True)
+
+
+def test_a_secret_is_the_keys_business_too():
+    """With a key, the secret is a MAC under it: the same handshake without the key gives another."""
+    from peer import auth
+
+    assert auth.seat_secret(b"k", b"h" * 16, b"j" * 16) != auth.seat_secret(None, b"h" * 16, b"j" * 16)
