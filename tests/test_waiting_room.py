@@ -17,6 +17,7 @@ import pytest
 from peer.protocol import Connection, JoinerConfig, Role
 from peer.transport import Listener, format_endpoint
 from peer.waiting_room import MAX_HANDSHAKES
+from tests.procs import ROOT
 
 BOT = ("--headless", "--bot", "tracker")
 WAIT_S = 30.0  # generous bound on anything that should take a second or two
@@ -52,8 +53,6 @@ def test_a_host_out_of_file_descriptors_keeps_waiting_says_so_once_a_second_and_
     (site / "sitecustomize.py").write_text(
         "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))\n"
     )
-    from tests.procs import ROOT
-
     h = host(pong, "--record", "h.replay", env={"PYTHONPATH": f"{site}{os.pathsep}{ROOT}"})
     port = h.port()
     started = time.monotonic()
