@@ -24,9 +24,7 @@ from peer.protocol import refusal_bytes
 from peer.transport import Listener, Poller, Stream, TransportError
 
 MAX_HANDSHAKES = 32  # concurrent handshakes while the host waits for a real player
-STALE_HANDSHAKE_MS = (
-    1000  # no complete message for this long: no real player mid-handshake (far above an RTT)
-)
+STALE_HANDSHAKE_MS = 1000  # no complete message this long: no player mid-handshake (far above an RTT)
 HANG_UP_MS = 2000  # how long a refused connection may take to read its refusal and hang up
 MAX_CLOSING = 64  # refused connections kept for their goodbye at once; beyond that they are closed at once
 ACCEPT_EVERY_MS = 20  # during a match, newcomers are turned away this often (a syscall per frame is waste)
