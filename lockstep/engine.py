@@ -144,6 +144,11 @@ class Engine(Generic[G]):
         return self.game.frame
 
     @property
+    def chain(self) -> bytes:
+        """The chain of `frame` (every frame here is final: the game's own)."""
+        return self.game.chain
+
+    @property
     def finished(self) -> bool:
         return self.game.finished
 
