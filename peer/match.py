@@ -7,6 +7,7 @@ match ends and why (docs/design.md, "How a match ends"), and never touches a soc
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,13 @@ from lockstep.engine import (
     DesyncDetected,
     Engine,
     FrameAdvanced,
+    LocalInput,
     RemoteAheadError,
 )
 from lockstep.state import State
 from peer.errors import RemoteProtocolError
-from peer.messages import HANDSHAKE_REASONS
+from peer.handshake import Seat
+from peer.messages import HANDSHAKE_REASONS, Purpose
 from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
 
@@ -28,6 +31,9 @@ InputSource = Callable[[State], int]
 
 # After our goodbye, how long to wait for the peer's (to compare final chains).
 LINGER_MS = 2000
+# Our recent inputs, kept to resend after a drop: far more than an honest peer can lack (the frames
+# in flight when the link broke, at most the engine's `max_ahead`).
+RESEND_KEEP = 512
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,11 @@ class MatchPeer:
         *,
         game_factory: GameFactory | None = None,
         chain_every: int = 60,
+        reconnect_ms: int = 0,
     ) -> None:
         """`game_factory` makes the game once the handshake names it (Pong by default; the
-        session's `--debug-desync-at` passes a perturbed one)."""
+        session's `--debug-desync-at` passes a perturbed one). `reconnect_ms`: how long a match
+        whose connection broke without a goodbye waits, paused, for `reconnect` (0: it ends)."""
         self.connection = connection
         self.engine: Engine[Any] | None = None  # the game is the factory's: Pong unless told otherwise
         self.established: Established | None = None
@@ -61,6 +69,14 @@ class MatchPeer:
         self._remote_end: Ended | None = None
         self._linger_until: int | None = None
         self._new_frames: list[FrameAdvanced] = []
+        self._reconnect_ms = reconnect_ms
+        self._sent: deque[LocalInput] = deque(maxlen=RESEND_KEEP)
+        self.lost_since: int | None = None  # the connection broke at; paused until `reconnect`
+        self.lost_detail = ""  # why, and how the last try to get it back ended
+        self.reconnects = 0
+        self.paused_ms = 0
+        # A waiting room's handshake that came to take a seat back: for the match, not for this peer.
+        self.resume_request: Established | None = None
 
     # -- the caller's loop ----------------------------------------------------------------------
     def receive_data(self, data: bytes, now_ms: int) -> None:
@@ -83,6 +99,11 @@ class MatchPeer:
         engine = self.engine
         if engine is None or self.outcome is not None:
             return False
+        if self.lost_since is not None:
+            if now_ms - self.lost_since > self._reconnect_ms:
+                detail = f"{self.lost_detail}; not back within {self._reconnect_ms // 1000} s"
+                self._conclude("peer_timeout", detail, by_remote=True)
+            return False  # paused: a lockstep match cannot move without both players
         if self._linger_until is not None and now_ms >= self._linger_until:
             # Our match is over and the peer never confirmed its end.
             self._finish_unconfirmed("match over (the peer did not confirm its final frame)")
@@ -90,6 +111,7 @@ class MatchPeer:
         # Inputs are still sampled after the peer's goodbye: reaching its final frame may need them.
         if engine.needs_local_input() and local_input is not None:
             sent = engine.add_local_input(local_input(engine.game.state))
+            self._sent.append(sent)
             self.connection.send_input(sent.player_input, sent.chain_bits, sent.check_lag)
         events = engine.advance(max_frames)
         advanced = False
@@ -127,6 +149,29 @@ class MatchPeer:
             self.connection.fail_remote(detail)
             self._conclude("protocol_error", detail, by_remote=False)
 
+    def seat(self) -> Seat | None:
+        """The match as this side holds it, for a resume of it: None once there is none to resume."""
+        if self.established is None or self.engine is None or self.outcome is not None:
+            return None
+        return Seat(self.established, self.engine.remote_inputs_held())
+
+    def reconnect(self, connection: Connection, now_ms: int) -> None:
+        """Go on over a new connection: one still in its RESUME handshake (the joiner redialled), or
+        one whose handshake is done (the host's waiting room ran it). The old one is dropped."""
+        if self.outcome is not None:
+            return
+        self.connection = connection
+        if self.lost_since is None:  # the peer noticed the drop before we did
+            self.lost_since = now_ms
+        if connection.established is not None:
+            self._resume(connection.established, now_ms)
+        self._drain_protocol(now_ms)
+
+    @property
+    def lost(self) -> bool:
+        """The connection broke and the match waits, paused, for it to come back."""
+        return self.lost_since is not None and self.outcome is None
+
     @property
     def finished(self) -> bool:
         return self.outcome is not None
@@ -156,11 +201,14 @@ class MatchPeer:
                 if isinstance(event, RemoteInput):
                     assert self.engine is not None
                     # The connection numbers the peer's inputs from the frame the welcome named, the
-                    # engine from its delay: the two counts must agree, or an input went missing.
-                    frame = self.engine.add_remote_input(
-                        event.player_input, event.chain_bits, event.check_lag
-                    )
-                    assert frame == event.frame, (frame, event.frame)
+                    # engine from its delay. After a resume the peer may resend one we got over the
+                    # old link just before it went: held already, skipped. A gap is a lie.
+                    held = self.engine.remote_inputs_held()
+                    if event.frame < held:
+                        continue
+                    if event.frame > held:
+                        raise RemoteAheadError(f"the peer's input for frame {event.frame} skips frame {held}")
+                    self.engine.add_remote_input(event.player_input, event.chain_bits, event.check_lag)
                 elif isinstance(event, RemoteChain):
                     assert self.engine is not None
                     self.engine.add_remote_chain(event.frame, event.chain)
@@ -168,7 +216,14 @@ class MatchPeer:
                 conn.fail_remote(str(exc))
                 self._conclude("protocol_error", str(exc), by_remote=False)
                 return
-            if isinstance(event, Established):
+            if isinstance(event, Established) and event.purpose is Purpose.RESUME:
+                if self.engine is None:
+                    # A waiting room's handshake: the match's own peer takes it from here (`reconnect`),
+                    # with every event after this one still queued.
+                    self.resume_request = event
+                    return
+                self._resume(event, now_ms)
+            elif isinstance(event, Established):
                 self.established = event
                 self.engine = Engine(
                     self._game_factory(event),
@@ -179,10 +234,53 @@ class MatchPeer:
             elif isinstance(event, Ended):
                 self._on_ended(event, now_ms)
 
+    def _resume(self, est: Established, now_ms: int) -> None:
+        """The match goes on over a new connection: resend what the peer lacks of our inputs."""
+        assert self.engine is not None and self.established is not None
+        if est.match_id != self.established.match_id:
+            self._fail_now("a resume named another match")
+            return
+        sent = self._sent
+        next_frame = sent[-1].frame + 1 if sent else self.established.delay_frames
+        oldest = sent[0].frame if sent else next_frame
+        if not oldest <= est.resend_from <= next_frame:
+            self._fail_now(
+                f"the peer asks for our inputs from frame {est.resend_from}; we sent up to "
+                f"{next_frame - 1} and keep them from {oldest}"
+            )
+            return
+        for item in sent:
+            if item.frame >= est.resend_from:
+                self.connection.send_input(item.player_input, item.chain_bits, item.check_lag)
+        if self.lost_since is not None:
+            self.paused_ms += max(0, now_ms - self.lost_since)
+        self.lost_since = None
+        self.lost_detail = ""
+        self.reconnects += 1
+
+    def _fail_now(self, detail: str) -> None:
+        self.connection.fail_remote(detail)
+        self._conclude("protocol_error", detail, by_remote=False)
+
+    def _dropped(self, ended: Ended) -> bool:
+        """Whether this end of the connection is a drop the match survives, paused, for a while."""
+        engine = self.engine
+        if self._reconnect_ms <= 0 or engine is None or engine.finished or engine.desync is not None:
+            return False
+        if self.lost_since is not None:
+            return True  # a try to get the connection back failed: the next may not
+        # The link broke (end of stream, reset, silence), or the peer says it broke for it.
+        return ended.reason == "peer_timeout" and self.connection.playing is not None
+
     def _on_ended(self, ended: Ended, now_ms: int) -> None:
         engine = self.engine
         if engine is None:
             self._conclude(ended.reason, ended.detail, ended.by_remote)
+            return
+        if self._dropped(ended):
+            if self.lost_since is None:
+                self.lost_since = now_ms
+            self.lost_detail = ended.detail or ended.reason
             return
         if ended.reason == "desync" and ended.by_remote:
             frame, chain = self._position()

@@ -7,10 +7,12 @@ merge and delay them at will, reproducibly. The TCP session runs the very same `
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lockstep.rules import Rules
 from peer.match import InputSource, MatchPeer
+from peer.messages import Purpose
 from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, HostConfig, JoinerConfig, Role, Timeouts
 
@@ -49,6 +51,7 @@ def make_pair(
     chain_every: int = 60,
     timeouts: Timeouts | None = None,
     now_ms: int = 0,
+    reconnect_ms: int = 0,
 ) -> tuple[MatchPeer, MatchPeer]:
     """A host and a joiner whose connections are ready to exchange bytes (nonces fixed).
 
@@ -65,6 +68,7 @@ def make_pair(
         ),
         game_factory=host_game or pong_game(host_desync_at),
         chain_every=chain_every,
+        reconnect_ms=reconnect_ms,
     )
     joiner = MatchPeer(
         Connection(
@@ -72,6 +76,7 @@ def make_pair(
         ),
         game_factory=joiner_game or pong_game(joiner_desync_at),
         chain_every=chain_every,
+        reconnect_ms=reconnect_ms,
     )
     return host, joiner
 
@@ -96,15 +101,32 @@ def run_pair(
     one_way_ms: int = 0,
     tick_ms: int = 16,
     max_ticks: int = 1_000_000,
+    drops: Mapping[int, int] | None = None,
+    key: bytes | None = None,
 ) -> PairRun:
-    """Play both peers at a fixed tick over links with the given one-way latency, until both end."""
+    """Play both peers at a fixed tick over links with the given one-way latency, until both end.
+
+    `drops` maps a tick to how many ticks the link then stays down: at that tick whatever is in flight
+    is lost and both sides see the connection end without a goodbye; when it comes back the joiner
+    takes its seat back over a new connection (with `key`, the match's key), as after a real drop.
+    """
     to_host, to_joiner = Link(one_way_ms), Link(one_way_ms)
     host_stalls = joiner_stalls = 0
     now = 0
     ticks = 0
+    back_at: int | None = None
     while ticks < max_ticks:
         ticks += 1
         now += tick_ms
+        if drops and ticks in drops:
+            to_host.in_flight.clear()
+            to_joiner.in_flight.clear()
+            host.receive_data(b"", now)
+            joiner.receive_data(b"", now)
+            back_at = ticks + drops[ticks]
+        if back_at is not None and ticks >= back_at:
+            back_at = None
+            _take_seat_back(host, joiner, now, key, ticks)
         for peer, link in ((host, to_host), (joiner, to_joiner)):
             data = link.deliver(now)
             if data:
@@ -123,3 +145,37 @@ def run_pair(
         if data:
             peer.receive_data(data, now)
     return PairRun(host, joiner, to_host, to_joiner, ticks, host_stalls, joiner_stalls)
+
+
+def _take_seat_back(host: MatchPeer, joiner: MatchPeer, now: int, key: bytes | None, tick: int) -> None:
+    """New connections for both sides, as the joiner's redial and the host's listener make them."""
+    joiner_seat, host_seat = joiner.seat(), host.seat()
+    if joiner_seat is None or host_seat is None:
+        return  # a side whose match is over has nothing to resume
+    nonce = tick.to_bytes(16, "little")
+    host.reconnect(
+        Connection(
+            Role.HOST,
+            now,
+            b"h" + nonce[:15],
+            host=HostConfig(
+                host_seat.established.rules,
+                host_seat.established.seed,
+                key=key,
+                purposes=frozenset({Purpose.RESUME}),
+                seat=host.seat,
+            ),
+            timeouts=host.connection.timeouts,
+        ),
+        now,
+    )
+    joiner.reconnect(
+        Connection(
+            Role.JOINER,
+            now,
+            b"j" + nonce[:15],
+            joiner=JoinerConfig(key, joiner_seat.established.local_name, Purpose.RESUME, joiner_seat),
+            timeouts=joiner.connection.timeouts,
+        ),
+        now,
+    )
