@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from lockstep.engine import MAX_DELAY_FRAMES, auto_delay
+from lockstep.rollback import rollback_auto_delay
 from lockstep.rules import SIM_VERSION, Rules, RulesError, rules_id, split_rules_id
 from peer import auth
 from peer.errors import LocalProtocolError, RemoteProtocolError
@@ -307,7 +308,9 @@ class HostHandshake(_Handshake):
             return
         rtt = max(self._rtt_samples)  # the slow end of the spread: jitter must not stall us
         self.rtt_ms = rtt
-        delay = auto_delay(rtt) if config.delay_frames is None else config.delay_frames
+        # Rollback predicts the round trip away: its automatic delay stays small.
+        pick = rollback_auto_delay if config.netcode is Netcode.ROLLBACK else auto_delay
+        delay = pick(rtt) if config.delay_frames is None else config.delay_frames
         if not 0 <= delay <= MAX_DELAY_FRAMES:
             raise LocalProtocolError(f"input delay must be 0..{MAX_DELAY_FRAMES}")
         name = match_id(self.nonce, self._peer_nonce)

@@ -20,10 +20,11 @@ from lockstep.engine import (
     LocalInput,
     RemoteAheadError,
 )
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK, AnyEngine, RollbackEngine
 from lockstep.state import State
 from peer.errors import RemoteProtocolError
 from peer.handshake import Seat
-from peer.messages import HANDSHAKE_REASONS, Purpose
+from peer.messages import HANDSHAKE_REASONS, Netcode, Purpose
 from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
 
@@ -56,12 +57,16 @@ class MatchPeer:
         game_factory: GameFactory | None = None,
         chain_every: int = 60,
         reconnect_ms: int = 0,
+        max_rollback: int = DEFAULT_MAX_ROLLBACK,
     ) -> None:
         """`game_factory` makes the game once the handshake names it (Pong by default; the
         session's `--debug-desync-at` passes a perturbed one). `reconnect_ms`: how long a match
-        whose connection broke without a goodbye waits, paused, for `reconnect` (0: it ends)."""
+        whose connection broke without a goodbye waits, paused, for `reconnect` (0: it ends).
+        `max_rollback`: how far a rollback match may run ahead of the peer's inputs."""
         self.connection = connection
-        self.engine: Engine[Any] | None = None  # the game is the factory's: Pong unless told otherwise
+        # The handshake's netcode picks the engine; the game is the factory's (Pong unless told otherwise).
+        self.engine: AnyEngine | None = None
+        self._max_rollback = max_rollback
         self.established: Established | None = None
         self.outcome: Outcome | None = None
         self._game_factory = game_factory or pong_game()
@@ -185,7 +190,7 @@ class MatchPeer:
     def _position(self) -> tuple[int, bytes]:
         if self.engine is None:
             return 0, bytes(8)
-        return self.engine.frame, self.engine.game.chain
+        return self.engine.frame, self.engine.chain  # confirmed, under rollback too
 
     def _drain_protocol(self, now_ms: int) -> None:
         conn = self.connection
@@ -225,12 +230,19 @@ class MatchPeer:
                 self._resume(event, now_ms)
             elif isinstance(event, Established):
                 self.established = event
-                self.engine = Engine(
-                    self._game_factory(event),
-                    event.delay_frames,
-                    event.local_slot,
-                    chain_every=self._chain_every,
-                )
+                game = self._game_factory(event)
+                if event.netcode is Netcode.ROLLBACK:
+                    self.engine = RollbackEngine[Any](
+                        game,
+                        event.delay_frames,
+                        event.local_slot,
+                        max_rollback=self._max_rollback,
+                        chain_every=self._chain_every,
+                    )
+                else:
+                    self.engine = Engine[Any](
+                        game, event.delay_frames, event.local_slot, chain_every=self._chain_every
+                    )
             elif isinstance(event, Ended):
                 self._on_ended(event, now_ms)
 
@@ -291,7 +303,7 @@ class MatchPeer:
                 if local is None:
                     # A frame we never had (or no longer keep): compare where we are, with our real
                     # chain, rather than invent one for the frame it names.
-                    desync = DesyncDetected(engine.frame, engine.game.chain, ended.chain, 64)
+                    desync = DesyncDetected(engine.frame, engine.chain, ended.chain, 64)
                 else:
                     desync = DesyncDetected(ended.frame, local, ended.chain, 64)
             self._conclude(

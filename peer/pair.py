@@ -10,9 +10,10 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK
 from lockstep.rules import Rules
 from peer.match import InputSource, MatchPeer
-from peer.messages import Purpose
+from peer.messages import Netcode, Purpose
 from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, HostConfig, JoinerConfig, Role, Timeouts
 
@@ -52,23 +53,26 @@ def make_pair(
     timeouts: Timeouts | None = None,
     now_ms: int = 0,
     reconnect_ms: int = 0,
+    netcode: Netcode = Netcode.LOCKSTEP,
+    max_rollback: int = DEFAULT_MAX_ROLLBACK,
 ) -> tuple[MatchPeer, MatchPeer]:
     """A host and a joiner whose connections are ready to exchange bytes (nonces fixed).
 
     Each side plays the game its factory makes from the handshake (Pong when None), whose `rules`
-    and `seed` are these either way."""
+    and `seed` are these either way. The host picks the `netcode`; `max_rollback` is both sides'."""
     timeouts = timeouts or Timeouts()
     host = MatchPeer(
         Connection(
             Role.HOST,
             now_ms,
             b"H" * 16,
-            host=HostConfig(rules, seed, delay_frames, host_key, "host"),
+            host=HostConfig(rules, seed, delay_frames, host_key, "host", netcode=netcode),
             timeouts=timeouts,
         ),
         game_factory=host_game or pong_game(host_desync_at),
         chain_every=chain_every,
         reconnect_ms=reconnect_ms,
+        max_rollback=max_rollback,
     )
     joiner = MatchPeer(
         Connection(
@@ -77,6 +81,7 @@ def make_pair(
         game_factory=joiner_game or pong_game(joiner_desync_at),
         chain_every=chain_every,
         reconnect_ms=reconnect_ms,
+        max_rollback=max_rollback,
     )
     return host, joiner
 

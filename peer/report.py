@@ -47,7 +47,8 @@ from lockstep.state import FIELDS, State
 from replay.format import FORMAT_VERSION
 
 if TYPE_CHECKING:
-    from lockstep.engine import DesyncDetected, Engine
+    from lockstep.engine import DesyncDetected
+    from lockstep.rollback import AnyEngine
     from peer.match import MatchPeer
 
 REPORT_FORMAT = 2
@@ -65,13 +66,13 @@ def _state(state: State | None) -> dict[str, int] | None:
     return state.as_dict() if state is not None else None
 
 
-def _state_at(engine: Engine[Any], frame: int) -> State | None:
+def _state_at(engine: AnyEngine, frame: int) -> State | None:
     """The state of `frame` from the engine's history: its Pong game's snapshot."""
     snapshot = engine.snapshot_at(frame)
     return snapshot.state if isinstance(snapshot, Snapshot) else None
 
 
-def _recent_frames(engine: Engine[Any], first: int, last: int) -> list[dict[str, Any]]:
+def _recent_frames(engine: AnyEngine, first: int, last: int) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     for f in range(first, last + 1):
         chain = engine.chain_at(f)
@@ -90,7 +91,7 @@ def _recent_frames(engine: Engine[Any], first: int, last: int) -> list[dict[str,
     return frames
 
 
-def _oldest_kept(engine: Engine[Any]) -> int:
+def _oldest_kept(engine: AnyEngine) -> int:
     """The oldest frame whose chain the engine still holds (it keeps a bounded history)."""
     frame = engine.frame
     while frame > 0 and engine.chain_at(frame - 1) is not None:
