@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lockstep.engine import DesyncDetected
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK, RollbackEngine
 from lockstep.rules import Rules
 from lockstep.state import State
 from peer.fanout import Fanout
 from peer.match import LINGER_MS, MatchPeer, Outcome
-from peer.messages import Purpose
+from peer.messages import Netcode, Purpose
 from peer.pacer import Pacer
 from peer.perturb import pong_game
 from peer.protocol import (
@@ -74,6 +75,8 @@ class SessionOptions:
     fast: bool = False
     name: str = ""
     debug_desync_at: int | None = None
+    netcode: Netcode = Netcode.LOCKSTEP  # host only; the joiner plays the host's
+    max_rollback: int = DEFAULT_MAX_ROLLBACK  # rollback: how far the game may run ahead of the peer
     timeouts: Timeouts = field(default_factory=Timeouts)
 
 
@@ -132,6 +135,11 @@ class SessionResult:
     desync: DesyncDetected | None = None
     seconds: float = 0.0  # wall time from the start of play to its end
     cpu_seconds: float = 0.0  # this process's CPU time over the same span
+    netcode: str | None = None  # "lockstep" or "rollback", once the handshake said
+    rollbacks: int = 0
+    resimulated_frames: int = 0
+    max_rollback: int | None = None  # the limit in force under rollback
+    deepest_rollback: int = 0  # the most frames one rollback re-simulated
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -151,6 +159,11 @@ class SessionResult:
             "desync_frame": self.desync.frame if self.desync else None,
             "seconds": round(self.seconds, 3),
             "cpu_seconds": round(self.cpu_seconds, 3),
+            "netcode": self.netcode,
+            "rollbacks": self.rollbacks,
+            "resimulated_frames": self.resimulated_frames,
+            "max_rollback": self.max_rollback,
+            "deepest_rollback": self.deepest_rollback,
         }
 
 
@@ -207,12 +220,14 @@ class Session:
         nonce = secrets.token_bytes(16)
         if role is Role.HOST:
             seed = opts.seed if opts.seed is not None else secrets.randbits(64)
-            config = HostConfig(opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host")
+            config = HostConfig(
+                opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host", netcode=opts.netcode
+            )
             conn = Connection(role, self.clock(), nonce, host=config, timeouts=opts.timeouts)
         else:
             joiner = JoinerConfig(opts.key, opts.name or "joiner")
             conn = Connection(role, self.clock(), nonce, joiner=joiner, timeouts=opts.timeouts)
-        return MatchPeer(conn, game_factory=pong_game(opts.debug_desync_at))
+        return MatchPeer(conn, game_factory=pong_game(opts.debug_desync_at), max_rollback=opts.max_rollback)
 
     # -- host -----------------------------------------------------------------------------------
     def _run_host(self) -> SessionResult:
@@ -326,9 +341,10 @@ class Session:
         self.frontend.started(est)
         side = "left" if est.local_slot == 0 else "right"
         frames = "frame" if est.delay_frames == 1 else "frames"
+        netcode = "" if est.netcode is Netcode.LOCKSTEP else f", {est.netcode.name.lower()}"
         self.log(
             f"playing {est.remote_name} ({side} paddle is yours); input delay {est.delay_frames} {frames}, "
-            f"RTT {est.rtt_ms} ms, seed {est.seed}"
+            f"RTT {est.rtt_ms} ms, seed {est.seed}{netcode}"
         )
 
     def _record(self, peer: MatchPeer) -> None:
@@ -384,9 +400,15 @@ class Session:
             bytes_received=link.stream.bytes_received,
             rtt_ms=peer.connection.rtt_ms,
             input_delay=est.delay_frames if est else None,
+            netcode=est.netcode.name.lower() if est else None,
             local_slot=est.local_slot if est else None,
             desync=outcome.desync,
         )
+        if isinstance(engine, RollbackEngine):
+            result.rollbacks = engine.rollbacks
+            result.resimulated_frames = engine.resimulated_frames
+            result.max_rollback = engine.max_rollback
+            result.deepest_rollback = engine.deepest_rollback
         if self._play_started is not None:
             result.seconds = ended[0] - self._play_started[0]
             result.cpu_seconds = ended[1] - self._play_started[1]
