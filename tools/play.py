@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.bots import BOT_NAMES
 from lockstep.engine import MAX_DELAY_FRAMES
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK, MAX_ROLLBACK
 from lockstep.rules import Rules
+from peer.messages import Netcode
 from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Role, Timeouts
 from peer.session import Session, SessionOptions, SessionResult
 from peer.transport import format_endpoint
@@ -41,6 +43,10 @@ def delay(text: str) -> int | None:
     return value
 
 
+def max_rollback(text: str) -> int:
+    return types.int_in(text, 0, MAX_ROLLBACK, "max rollback")
+
+
 def silence_seconds(text: str) -> int:
     # At least two heartbeat intervals, so a healthy peer that is itself waiting is never dropped.
     return types.int_in(text, 2 * DEFAULT_PING_INTERVAL_MS // 1000, 3600, "timeout")
@@ -64,6 +70,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=f"give up on a silent peer after this long (default {DEFAULT_SILENCE_TIMEOUT_MS // 1000})",
     )
     parser.add_argument(
+        "--max-rollback",
+        type=max_rollback,
+        default=DEFAULT_MAX_ROLLBACK,
+        metavar="FRAMES",
+        help=f"under rollback, how far the game may run ahead of the other player's inputs before it "
+        f"waits (default {DEFAULT_MAX_ROLLBACK})",
+    )
+    parser.add_argument(
         "--debug-desync-at",
         type=types.frames,
         metavar="FRAME",
@@ -82,7 +96,19 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)",
     )
-    parser.add_argument("--delay", type=delay, default=None, help="input delay in frames, or auto (default)")
+    parser.add_argument(
+        "--delay",
+        type=delay,
+        default=None,
+        help="input delay in frames, or auto (default: from the RTT; 1-2 frames under rollback)",
+    )
+    parser.add_argument(
+        "--netcode",
+        choices=("lockstep", "rollback"),
+        default="lockstep",
+        help="lockstep (default): every frame waits for both inputs; rollback: predict the other "
+        "player's input and re-simulate when it differs (the joiner follows)",
+    )
     parser.add_argument("--seed", type=types.seed, help="seed of the match (default: random)")
     parser.add_argument("--points", type=types.points, default=11, help="points to win (default 11)")
     parser.add_argument("--frames", type=types.frames, help="end the match after this many frames")
@@ -121,6 +147,7 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         "fast": args.fast,
         "name": args.name,
         "debug_desync_at": args.debug_desync_at,
+        "max_rollback": args.max_rollback,
         "timeouts": Timeouts(silence_ms=args.timeout * 1000),
     }
 
@@ -132,6 +159,7 @@ def run_host(args: argparse.Namespace) -> int:
         host=args.bind,
         port=args.port,
         delay_frames=args.delay,
+        netcode=Netcode[args.netcode.upper()],
         seed=args.seed,
         rules=rules,
         **_common_options(args),
