@@ -88,6 +88,7 @@ class ReplayRecorder:
                 established.delay_frames,
                 names,
                 created_unix,
+                netcode=established.netcode.name.lower(),
             )
         except ReplayWriteError as exc:
             self.error = str(exc)

@@ -14,7 +14,9 @@ Header::
                     rules id (RULES_ID_SIZE bytes: u32 SIM_VERSION + encoded rules)
                     seed (u64), input delay (u16), creation time (i64 unix seconds, metadata only),
                     nominal frames per chunk (u16),
-                    name of the left player (u8 length + UTF-8), name of the right player (same)
+                    name of the left player (u8 length + UTF-8), name of the right player (same),
+                    then, only when the match was not lockstep, its netcode (u8: 1 = rollback);
+                    a reader of this version takes a header without it as lockstep
     13+L    4     CRC32 of bytes 0 .. 13+L
 
 Record (chunk or footer)::
@@ -62,6 +64,9 @@ MAX_REASON_BYTES = 64
 MAX_HEADER_DELAY = 0xFFFF  # what the header's 16-bit delay field holds (the engine allows far less)
 MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; nothing bigger is a replay
 VALID_INPUT_MAX = 0x0F  # the four bits lockstep.inputs uses
+# How the match hid latency, by the header's netcode byte (peer.messages.Netcode's values). A
+# lockstep replay leaves the byte out: its bytes are those of a replay from before rollback.
+NETCODES = ("lockstep", "rollback")
 
 
 def check_byte(data: bytes) -> int:

@@ -34,6 +34,7 @@ from replay.format import (
     MAX_CHUNK_FRAMES,
     MAX_FILE_BYTES,
     MAX_REASON_BYTES,
+    NETCODES,
     PREFIX,
     PREFIX_END,
     RECORD_HEAD,
@@ -123,6 +124,7 @@ class Header:
     created_unix: int
     chunk_frames: int
     header_bytes: int
+    netcode: str = "lockstep"
 
 
 class ReplayReader:
@@ -402,6 +404,12 @@ def _parse_header(data: bytes, name: str) -> Header:
         except UnicodeDecodeError:
             raise malformed(f"the {side} player's name is not UTF-8") from None
         pos += 1 + size
+    netcode = "lockstep"
+    if pos < body_end:  # only a match that was not lockstep says how it hid latency
+        if not 0 < data[pos] < len(NETCODES):
+            raise malformed(f"unknown netcode {data[pos]}")
+        netcode = NETCODES[data[pos]]
+        pos += 1
     if pos != body_end:
         raise malformed(f"{body_end - pos} unexpected bytes at the end of the header")
     return Header(
@@ -414,6 +422,7 @@ def _parse_header(data: bytes, name: str) -> Header:
         created_unix=created_unix,
         chunk_frames=chunk_frames,
         header_bytes=header_end,
+        netcode=netcode,
     )
 
 

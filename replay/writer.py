@@ -40,6 +40,7 @@ from replay.format import (
     MAX_HEADER_DELAY,
     MAX_NAME_BYTES,
     MAX_REASON_BYTES,
+    NETCODES,
     PREFIX,
     TAG_CHUNK,
     TAG_END,
@@ -60,6 +61,7 @@ def encode_header(
     names: tuple[str, str],
     created_unix: int,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    netcode: str = "lockstep",
 ) -> bytes:
     """The header bytes of a replay; raises `ValueError` for values the format cannot hold."""
     if not isinstance(rules, Rules):
@@ -74,10 +76,14 @@ def encode_header(
         raise ValueError(f"chunk_frames must be 1..{MAX_CHUNK_FRAMES}")
     if len(names) != 2:
         raise ValueError("names must be a pair (left, right)")
+    if netcode not in NETCODES:
+        raise ValueError(f"netcode must be one of {', '.join(NETCODES)}")
     body = BODY_FIXED.pack(rules_id(rules), seed, input_delay, created_unix, chunk_frames)
     for name in names:
         raw = utf8_prefix(name, MAX_NAME_BYTES)
         body += bytes((len(raw),)) + raw
+    if netcode != "lockstep":
+        body += bytes((NETCODES.index(netcode),))
     prefix = struct.pack("<HH", FORMAT_VERSION, len(body))
     head = MAGIC + PREFIX.pack(FORMAT_VERSION, len(body), check_byte(prefix)) + body
     return head + CRC.pack(zlib.crc32(head))
@@ -119,8 +125,9 @@ class ReplayWriter:
         created_unix: int,
         *,
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        netcode: str = "lockstep",
     ) -> None:
-        header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames)
+        header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames, netcode)
         self.path = os.fspath(path)
         self.rules = rules
         self.seed = seed

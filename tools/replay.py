@@ -159,7 +159,7 @@ def _info(args: argparse.Namespace) -> int:
         f"  format {header.format_version}, SIM_VERSION {header.sim_version}, "
         f"rules {rules_digest(header.rules)} ({_rules_changes(header.rules)})",
         f"  players {left!r} (left) vs {right!r} (right), seed {header.seed}, input delay "
-        f"{header.input_delay} frame{'' if header.input_delay == 1 else 's'}",
+        f"{header.input_delay} frame{'' if header.input_delay == 1 else 's'}, netcode {header.netcode}",
         f"  created {_created(header.created_unix)}",
         f"  {frames} frames ({format_time(frames)}), {summary.chunks} chunks, "
         f"{summary.size_bytes} bytes" + (f" ({per_frame:.3f} bytes/frame)" if per_frame else ""),
@@ -174,6 +174,7 @@ def _info(args: argparse.Namespace) -> int:
         "rules": dataclasses.asdict(header.rules),
         "seed": header.seed,
         "input_delay": header.input_delay,
+        "netcode": header.netcode,
         "names": list(header.names),
         "created_unix": header.created_unix,
         "created": _created(header.created_unix),
