@@ -96,6 +96,9 @@ class View:
     bytes_per_s: int = 0
     last_agreed_chain: str = ""
     outcome: Outcome | None = None
+    # Rollback only (None under lockstep): rollbacks over the last second, the deepest so far.
+    rollbacks_per_s: float | None = None
+    deepest_rollback: int = 0
 
 
 class Frontend(Protocol):
@@ -195,6 +198,8 @@ class Session:
         self._link: Link | None = None  # the match's connection, once there is one
         self._started = False
         self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
+        self._rollback_mark = (0, 0)  # (when, rollbacks then): the overlay's rate per second
+        self._rollbacks_per_s = 0.0
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
@@ -360,6 +365,13 @@ class Session:
             chain = engine.chain_at(engine.last_agreed_frame)
             agreed = f"{engine.last_agreed_frame}:{chain.hex()}" if chain else ""
         stalled_since = self.pacer.stalled_since
+        rollbacks_per_s: float | None = None
+        if isinstance(engine, RollbackEngine):
+            at, count = self._rollback_mark
+            if now - at >= 1000:
+                self._rollbacks_per_s = (engine.rollbacks - count) * 1000 / (now - at)
+                self._rollback_mark = (now, engine.rollbacks)
+            rollbacks_per_s = self._rollbacks_per_s
         return View(
             phase="playing" if engine is not None else "handshake",
             state=engine.game.state if engine is not None else None,
@@ -370,6 +382,8 @@ class Session:
             rtt_ms=peer.connection.rtt_ms,
             bytes_per_s=bytes_per_s,
             last_agreed_chain=agreed,
+            rollbacks_per_s=rollbacks_per_s,
+            deepest_rollback=engine.deepest_rollback if isinstance(engine, RollbackEngine) else 0,
         )
 
     def _conclude(self, link: Link) -> SessionResult:

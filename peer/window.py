@@ -182,6 +182,8 @@ class WindowFrontend:
             f"{view.bytes_per_s} bytes/s",
             f"agreed {view.last_agreed_chain or '-'}",
         ]
+        if view.rollbacks_per_s is not None:
+            lines.append(f"rollbacks {view.rollbacks_per_s:.1f}/s, deepest {view.deepest_rollback}")
         y = self.screen.get_height() - 22 * len(lines) - 8
         for line in lines:
             draw_text(self.screen, line, 10, y, 22, INFO)
