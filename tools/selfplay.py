@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -19,7 +21,7 @@ from replay.verify import verify_replay
 from tools import args as types
 from tools import exitcodes
 from tools.exitcodes import CommandError
-from tools.output import report
+from tools.output import report, say
 from tools.procmatch import run_match
 
 
@@ -34,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="input delay in frames, 0-30 (default 2; fixed, so the same seed plays the same match)",
     )
-    parser.add_argument("--out", metavar="DIR", help="where to keep both replays (default: a new temp dir)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to keep both replays (default: a temporary directory, removed when all is well)",
+    )
     parser.add_argument(
         "--realtime", action="store_true", help="play at 60 Hz instead of as fast as possible"
     )
@@ -45,7 +51,30 @@ def fixed_delay(text: str) -> int:
     return types.int_in(text, 0, MAX_DELAY_FRAMES, "delay")
 
 
+def replay_paths(out_dir: str) -> dict[str, str]:
+    """host.replay and joiner.replay in `out_dir`, or host-2.replay and joiner-2.replay and so on
+    when those are taken: a replay already there is never overwritten. Both are created (empty)
+    here, so no other run takes them meanwhile."""
+    for n in range(1, 10_000):
+        suffix = "" if n == 1 else f"-{n}"
+        paths = {name: os.path.join(out_dir, f"{name}{suffix}.replay") for name in ("host", "joiner")}
+        created: list[str] = []
+        try:
+            for path in paths.values():
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                created.append(path)
+        except FileExistsError:
+            for path in created:
+                os.remove(path)
+            continue
+        except OSError as exc:
+            raise CommandError(f"cannot write the replays in {out_dir}: {exc.strerror}") from None
+        return paths
+    raise CommandError(f"{out_dir} is full of selfplay replays already: give another --out")
+
+
 def run(args: argparse.Namespace) -> int:
+    temporary = args.out is None
     out_dir = args.out or tempfile.mkdtemp(prefix="pong-selfplay-")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise CommandError(f"--out {out_dir} is a file, not a directory")
@@ -53,16 +82,20 @@ def run(args: argparse.Namespace) -> int:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"cannot use {out_dir} for the replays: {exc.strerror}") from None
-    paths = {name: os.path.join(out_dir, f"{name}.replay") for name in ("host", "joiner")}
+    paths = replay_paths(out_dir)
     common = ["--headless", "--json"] + ([] if args.realtime else ["--fast"])
     match = ["--seed", str(args.seed), "--points", str(args.points), "--delay", str(args.delay)]
     if args.frames:
         match += ["--frames", str(args.frames)]
-    match_run = run_match(
-        ["--bot", "tracker", "--name", "host-bot", "--record", paths["host"], *common, *match],
-        ["--bot", "tracker", "--name", "joiner-bot", "--record", paths["joiner"], *common],
-        timeout_s=None,  # a long --realtime match may take hours; each peer ends on its own
-    )
+    try:
+        match_run = run_match(
+            ["--bot", "tracker", "--name", "host-bot", "--record", paths["host"], *common, *match],
+            ["--bot", "tracker", "--name", "joiner-bot", "--record", paths["joiner"], *common],
+            timeout_s=None,  # a long --realtime match may take hours; each peer ends on its own
+        )
+    except KeyboardInterrupt:
+        say(f"selfplay stopped; the replays so far are in {out_dir}", sys.stderr)
+        raise
     elapsed = match_run.seconds
     finished = {"host": match_run.host, "joiner": match_run.joiner}
 
@@ -127,15 +160,27 @@ def run(args: argparse.Namespace) -> int:
         "replays": paths,
         "problems": problems,
     }
-    stalls = fields["stalls"]
     if problems:
-        summary = "selfplay FAILED: " + "; ".join(problems)
+        summary = "selfplay FAILED: " + "; ".join(problems) + f"; the replays are in {out_dir}"
     else:
+        # In --fast every frame waits for the other process by design: a count of such waits
+        # says nothing there (the JSON keeps it). At 60 Hz a wait is a frame shown late.
+        stalls = fields["stalls"]
+        waits = (
+            f", frames late waiting for the peer {stalls['host']} (host) / {stalls['joiner']} (joiner)"
+            if args.realtime
+            else ""
+        )
+        if temporary:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            fields["replays"] = None
+            where = "(removed; --out DIR keeps them)"
+        else:
+            where = f"in {out_dir}"
         summary = (
             f"selfplay ok: {frames} frames ({frames / 60:.0f} s of play) in {elapsed:.1f} s, score "
-            f"{score[0]}-{score[1]}, stalls {stalls['host']} (host) / {stalls['joiner']} (joiner), "
-            f"RTT {fields['rtt_ms']} ms, {bytes_per_frame:.2f} bytes/frame each way, chains equal "
-            f"({fields['final_chain']}), both replays verified in {out_dir}"
+            f"{score[0]}-{score[1]}{waits}, RTT {fields['rtt_ms']} ms, {bytes_per_frame:.2f} bytes/frame "
+            f"each way, chains equal ({fields['final_chain']}), both replays verified {where}"
         )
     report(summary, fields, args.json, failed=bool(problems))
     if not problems:
