@@ -1,5 +1,5 @@
 """The pure core of Lockstep Pong: rules, state, simulation, encoding, the hash chain, and the
-lockstep engine that drives any `Simulation` (Pong's `Game` is one).
+lockstep and rollback engines that drive any `Simulation` (Pong's `Game` is one).
 
 No clock, no I/O, no floats, no randomness but the seeded generator inside the state; a test
 (`tests/test_purity.py`) enforces it.
@@ -25,6 +25,7 @@ from lockstep.engine import (
 )
 from lockstep.game import Game, Snapshot
 from lockstep.inputs import DOWN, NEUTRAL, UP, pack, unpack
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK, MAX_ROLLBACK, RollbackEngine, rollback_auto_delay
 from lockstep.rules import SIM_VERSION, TICKS_PER_SECOND, UNIT, Rules, RulesError, rules_id
 from lockstep.sim import step
 from lockstep.simulation import Simulation
@@ -35,10 +36,12 @@ __all__ = [
     "CHAIN_BITS",
     "CHAIN_SIZE",
     "DEFAULT_CHAIN_EVERY",
+    "DEFAULT_MAX_ROLLBACK",
     "DOWN",
     "FIELDS",
     "MAX_CHECK_LAG",
     "MAX_DELAY_FRAMES",
+    "MAX_ROLLBACK",
     "NEUTRAL",
     "NO_CHECK_LAG",
     "SIM_VERSION",
@@ -54,6 +57,7 @@ __all__ = [
     "Game",
     "LocalInput",
     "RemoteAheadError",
+    "RollbackEngine",
     "Rules",
     "RulesError",
     "Simulation",
@@ -69,6 +73,7 @@ __all__ = [
     "encode",
     "initial_state",
     "pack",
+    "rollback_auto_delay",
     "rules_id",
     "run_synctest",
     "step",
