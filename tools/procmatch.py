@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,15 @@ GRACE_S = 15
 POLL_S = 0.1
 STOP_GRACE_S = 3
 WAITING_PREFIX = "waiting for a player on "
+# "... on 127.0.0.1:7777", "... on [::1]:7777", or for a wildcard bind "... on port 7777: ..."
+# (peer/addresses.py: waiting_line).
+_WAITING_PORT = re.compile(re.escape(WAITING_PREFIX) + r"(?:port (\d+)|\S*:(\d+))")
+
+
+def listening_port(line: str) -> int | None:
+    """The port a host's "waiting for a player" line names, or None for any other line."""
+    match = _WAITING_PORT.match(line)
+    return int(match.group(1) or match.group(2)) if match else None
 
 
 @dataclass
@@ -165,9 +175,9 @@ def _wait_for_port(host: _Child, stop: _StopRequest) -> int:
             continue
         if line is None:  # the host ended before listening
             break
-        if line.startswith(WAITING_PREFIX):
+        if (port := listening_port(line)) is not None:
             host.announcing = False
-            return int(line.rsplit(":", 1)[1])
+            return port
     host.stop()
     raise CommandError(
         f"the host did not start: {' '.join(host.errors).strip() or 'no output'}", exitcodes.NETWORK
