@@ -245,3 +245,13 @@ def test_under_pytest_a_redis_nobody_answers_at_ends_the_run_at_once_with_one_li
     # The `ci` profile uses no database: it does not need the Redis.
     done = run_quietly(pytest_args, ROOT, HYPOTHESIS_PROFILE="ci", HYPOTHESIS_DATABASE=url)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_one_redis_url_is_one_database_in_a_process():
+    """HypoFuzz collects the tests again in each of its workers, which runs conftest.py again: the
+    profile's database must still equal the one the tests took, or HypoFuzz skips them all
+    (`differing_database`). Two Redis clients never compare equal, so a URL gives one database."""
+    pytest.importorskip("redis")
+    first = fuzz_database.open_database("redis://127.0.0.1:1/7", check=False).database
+    assert fuzz_database.open_database("redis://127.0.0.1:1/7", check=False).database is first
+    assert fuzz_database.open_database("redis://127.0.0.1:1/8", check=False).database != first

@@ -13,9 +13,12 @@ import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+if TYPE_CHECKING:
+    from hypothesis.extra.redis import RedisExampleDatabase
 
 VARIABLE = "HYPOTHESIS_DATABASE"
 DEFAULT_DIRECTORY = Path(".hypothesis") / "examples"
@@ -23,6 +26,12 @@ REDIS_SCHEMES = ("redis://", "rediss://")
 # A Redis that does not answer ends the campaign (one line) instead of hanging it.
 CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 30.0
+
+
+# One database per Redis URL in a process. HypoFuzz collects the tests again in each worker, and
+# pytest then runs conftest.py again: the profile's database must still equal the one the tests
+# took the first time, and two Redis clients never compare equal.
+_redis_databases: dict[str, RedisExampleDatabase] = {}
 
 
 class DatabaseUnavailable(Exception):
@@ -71,19 +80,23 @@ def open_database(spec: str, *, check: bool = True) -> Database:
             f"the example database {where} needs the redis client, which is not installed: "
             "pip install 'lockstep-pong[fuzz]' (in a clone: pip install -e '.[fuzz]')"
         ) from None
-    try:
-        client: Any = redis.Redis.from_url(
-            spec, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=REPLY_TIMEOUT_S
-        )
-    except ValueError as exc:  # a bad port, an unknown option, a database that is not a number
-        raise DatabaseUnavailable(f"the example database {where} is not a usable Redis URL: {exc}") from None
+    database = _redis_databases.get(spec)
+    if database is None:
+        try:
+            client: Any = redis.Redis.from_url(
+                spec, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=REPLY_TIMEOUT_S
+            )
+        except ValueError as exc:  # a bad port, an unknown option, a database that is not a number
+            raise DatabaseUnavailable(
+                f"the example database {where} is not a usable Redis URL: {exc}"
+            ) from None
+        database = _redis_databases[spec] = RedisExampleDatabase(client)
     if check:
         try:
-            client.ping()
+            database.redis.ping()
         except redis.RedisError as exc:
-            client.close()
             raise DatabaseUnavailable(f"cannot reach Redis at {where}: {describe(exc)}") from None
-    return Database(RedisExampleDatabase(client), where, spec)
+    return Database(database, where, spec)
 
 
 def database_errors() -> tuple[type[BaseException], ...]:

@@ -232,7 +232,7 @@ def _status(
     children: list[_Worker], names: Sequence[str], start: float, seconds: float, done: bool = False
 ) -> str:
     examples = sum(c.examples for c in children)
-    failed = sum(len(c.result.failures) for c in children if c.result)
+    failed = len({f.property for c in children if c.result for f in c.result.failures})
     left = max(start + seconds - time.monotonic(), 0.0)
     count = f"{len(names)} {'property' if len(names) == 1 else 'properties'}"
     return (
