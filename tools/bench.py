@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -205,19 +206,51 @@ def pacing_fps_delay0() -> float:
     return min(float(r["frames"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
 
 
-def stall_fraction_100ms() -> float:
-    """Stalled frames / frames of a 60 Hz match through netsim at 100 ms RTT (+-10 ms jitter), delay auto."""
+@contextlib.contextmanager
+def _through_netsim_100ms(port: int) -> Iterator[int]:
+    """A proxy adding 50 ms +-10 ms each way: 100 ms RTT with jitter."""
     from tools.netsim import Impairment, NetSim
 
-    @contextlib.contextmanager
-    def through_netsim(port: int) -> Iterator[int]:
-        with NetSim("127.0.0.1", port, Impairment(delay_ms=50, jitter_ms=10)) as sim:
-            yield sim.port
+    with NetSim("127.0.0.1", port, Impairment(delay_ms=50, jitter_ms=10)) as sim:
+        yield sim.port
 
+
+def stall_fraction_100ms() -> float:
+    """Stalled frames / frames of a 60 Hz match through netsim at 100 ms RTT (+-10 ms jitter), delay auto."""
     host, joiner = _bot_match(
-        ["--points", "999", "--frames", "900", "--seed", "3"], fast=False, via=through_netsim
+        ["--points", "999", "--frames", "900", "--seed", "3"], fast=False, via=_through_netsim_100ms
     )
     return max(float(r["stalls"]) / max(1, int(r["frames"])) for r in (host, joiner))
+
+
+@functools.cache
+def _rollback_match_100ms() -> tuple[dict[str, Any], dict[str, Any]]:
+    """One 60 Hz rollback match through netsim at 100 ms RTT (+-10 ms), delay auto: the three
+    rollback figures come from it, so measuring them all plays it once."""
+    return _bot_match(
+        ["--points", "999", "--frames", "900", "--seed", "3", "--netcode", "rollback"],
+        fast=False,
+        via=_through_netsim_100ms,
+    )
+
+
+def rollback_input_delay_100ms() -> float:
+    """The input delay `--delay auto` picks for a rollback match at 100 ms RTT (lockstep: 7-8)."""
+    host, _ = _rollback_match_100ms()
+    return float(host["input_delay"])
+
+
+def rollback_stall_fraction_100ms() -> float:
+    """Stalled frames / frames of that rollback match (the side that stalled more)."""
+    host, joiner = _rollback_match_100ms()
+    return max(float(r["stalls"]) / max(1, int(r["frames"])) for r in (host, joiner))
+
+
+def rollback_cpu_60hz_percent() -> float:
+    """CPU of one peer of that rollback match, predictions and re-simulation included, as a
+    percentage of one core (the busier side)."""
+    host, joiner = _rollback_match_100ms()
+    return max(100 * float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
 
 
 FIGURES: list[Figure] = [
@@ -230,6 +263,9 @@ FIGURES: list[Figure] = [
     Figure("cpu_60hz_percent", cpu_60hz_percent, 10, False, "%"),
     Figure("stall_fraction_100ms", stall_fraction_100ms, 0.01, False, "", strict=True),
     Figure("pacing_fps_delay0", pacing_fps_delay0, 59.4, True, "frames/s"),
+    Figure("rollback_input_delay_100ms", rollback_input_delay_100ms, 2, False, "frames"),
+    Figure("rollback_stall_fraction_100ms", rollback_stall_fraction_100ms, 0.01, False, "", strict=True),
+    Figure("rollback_cpu_60hz_percent", rollback_cpu_60hz_percent, 15, False, "%"),
 ]
 
 
