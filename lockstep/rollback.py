@@ -9,8 +9,9 @@ prediction, the game is restored to the snapshot of that frame and re-simulated 
 
 Confirmed frames are those simulated with both real inputs. Everything the outside world checks or
 keeps is confirmed only: `FrameAdvanced` and `ChainToSend` events, `frame`, `chain`, `chain_at`,
-`snapshot_at`, `inputs_before`, and chain checks both ways (the check lag of a sent input names the
-latest confirmed frame; received checks of frames not yet confirmed wait until they are). So replays,
+`snapshot_at`, `inputs_before`, and chain checks both ways (the check lag of a sent input names a
+confirmed frame, the one after the last it checked; received checks of frames not yet confirmed wait
+until they are). So replays,
 reports and the peer see the very frames and chains the lockstep engine would have produced from
 the same inputs. Only `game` runs ahead: it holds the predicted state a window draws.
 """
@@ -95,6 +96,7 @@ class RollbackEngine(Generic[G]):
         self._remote: deque[int] = deque([0] * delay_frames)
         self._last_remote = 0  # the peer's last confirmed input (the prediction when none is queued)
         self._confirmed = 0  # every frame before this one ran with both real inputs
+        self._checked = -1  # the frame our last sent input checked
         self._rollback_from: int | None = None  # the first frame whose prediction proved wrong
         # History of the game as simulated (confirmed, then predicted): chain and snapshot of each
         # state up to `game.frame`, and the frame input of each frame up to `game.frame - 1`. It
@@ -177,11 +179,20 @@ class RollbackEngine(Generic[G]):
         frame = self._local_end()
         player_input &= INPUT_MASK
         self._local.append(player_input)
-        # The checked frame must be confirmed here, or the peer would compare a prediction.
-        lag = frame - self.delay - self._confirmed
-        if lag > MAX_CHECK_LAG:
-            return LocalInput(frame, player_input, 0, NO_CHECK_LAG)
-        return LocalInput(frame, player_input, chain_bits(self.chain), lag)
+        # The checked frame must be confirmed here, or the peer would compare a prediction. Each
+        # input checks the frame after the last one checked, so that every confirmed frame is
+        # checked once (confirmation comes in bursts) and a divergence is named at its frame; a
+        # lag the wire cannot carry skips ahead.
+        sampled = frame - self.delay
+        checked = min(self._confirmed, self._checked + 1, sampled)
+        if sampled - checked > MAX_CHECK_LAG:
+            checked = sampled - MAX_CHECK_LAG
+            if checked > self._confirmed:
+                return LocalInput(frame, player_input, 0, NO_CHECK_LAG)
+        self._checked = checked
+        chain = self._chain_of(checked)
+        assert chain is not None, "a frame within the check lag is always in history"
+        return LocalInput(frame, player_input, chain_bits(chain), sampled - checked)
 
     def add_remote_input(self, player_input: int, remote_chain_bits: int, check_lag: int = 0) -> int:
         if not 0 <= check_lag <= NO_CHECK_LAG:
