@@ -369,7 +369,8 @@ class _Recorder:
 
 
 class TwoPeersMachine(CountedMachine):
-    """Two peers in memory, random pacing, a link that splits, merges and holds back bytes.
+    """Two peers in memory, random pacing, a link that splits, merges and holds back bytes; in
+    lockstep or rollback (any max rollback, 0 included).
 
     Invariant: both sides confirm the same inputs and the same chains, and memory stays bounded.
     At the end the rest of the match is played out, and both ends must tell the same story: a
@@ -384,8 +385,18 @@ class TwoPeersMachine(CountedMachine):
         delay=st.integers(0, 6),
         frames=st.integers(60, 600),
         desync=st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(1, 700))),
+        netcode=st.sampled_from(Netcode),
+        max_rollback=st.integers(0, 10),
     )
-    def start(self, seed: int, delay: int, frames: int, desync: tuple[int, int] | None) -> None:
+    def start(
+        self,
+        seed: int,
+        delay: int,
+        frames: int,
+        desync: tuple[int, int] | None,
+        netcode: Netcode,
+        max_rollback: int,
+    ) -> None:
         rules = Rules(points_to_win=99, frame_limit=frames)
         side, at = desync if desync is not None else (0, None)
         self.host, self.joiner = make_pair(
@@ -394,6 +405,8 @@ class TwoPeersMachine(CountedMachine):
             delay_frames=delay,
             host_desync_at=at if side == 0 else None,
             joiner_desync_at=at if side == 1 else None,
+            netcode=netcode,
+            max_rollback=max_rollback,
         )
         self.frames = frames
         self.desync_at = at
