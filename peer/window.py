@@ -3,7 +3,9 @@
 The session calls `show(view)` every loop; this front end pumps pygame's events there (so the
 window stays responsive while waiting or stalled) and redraws at most 60 times a second. It reads
 the game state and never writes it. W/S or the arrow keys move the local paddle, F3 toggles the
-network overlay, Esc or closing the window quits (the session then says goodbye `quit`).
+network overlay, Esc or closing the window quits (the session then says goodbye `quit`), and
+the quitter's window closes at once; the end screen is for a match that ended by itself or by the
+other side.
 """
 
 from __future__ import annotations
@@ -17,9 +19,19 @@ from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from peer.protocol import Established
 from peer.session import SessionResult, View
-from replay.render import FOREGROUND, NoDisplayError, draw_state, draw_text, open_window
+from replay.render import (
+    FOREGROUND,
+    GAME_WINDOW_SIZE,
+    NoDisplayError,
+    court_layout,
+    draw_state,
+    draw_text,
+    open_window,
+    paddle_rects,
+    window_gone,
+)
 
-WINDOW_SIZE = (960, 720)
+WINDOW_SIZE = GAME_WINDOW_SIZE
 STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
 END_SCREEN_MS = 4000
 FRAME_MS = 1000 // TICKS_PER_SECOND
@@ -31,20 +43,51 @@ ALERT = (255, 200, 80)
 WindowUnavailable = NoDisplayError  # no window can be opened here; the message says why
 
 
-def result_text(result: SessionResult) -> tuple[str, str]:
-    """The headline and the detail line of the end screen."""
+def result_text(result: SessionResult, names: tuple[str, str] | None = None) -> tuple[str, list[str]]:
+    """The headline of the end screen and the lines under it: the score with both names (left
+    player first, as on the court), what happened when the headline does not say it all, and
+    where the replay (and a desync's report) went. No line says what another already said."""
+    lines: list[str] = []
+    if result.score is not None:
+        left, right = result.score
+        lines.append(f"{names[0]}  {left} - {right}  {names[1]}" if names else f"{left} - {right}")
+    redundant = {"", "match over", "you quit", "the other player quit"}
     if result.result == "finished" and result.score is not None:
         left, right = result.score
         mine, theirs = (left, right) if result.local_slot == 0 else (right, left)
         headline = "You won!" if mine > theirs else "You lost" if mine < theirs else "A draw"
-        return headline, f"{mine} - {theirs}"
-    if result.result == "desync" and result.desync is not None:
-        return f"Desync at frame {result.desync.frame}", "the two games diverged; see the report"
-    if result.result == "quit":
-        return ("The other player left" if result.by_remote else "You quit"), result.detail
-    if result.result == "peer_timeout":
-        return "Connection lost", result.detail
-    return result.result.replace("_", " ").capitalize(), result.detail
+    elif result.result == "desync" and result.desync is not None:
+        headline = f"Desync at frame {result.desync.frame}"
+        redundant.add(f"desync at frame {result.desync.frame}")
+        lines.append("the two games diverged")
+    elif result.result == "quit":
+        headline = "The other player left" if result.by_remote else "You quit"
+    elif result.result == "peer_timeout":
+        headline = "Connection lost"
+    else:
+        headline = result.result.replace("_", " ").capitalize()
+    if result.detail.strip().lower() not in redundant:
+        lines.append(result.detail)
+    if result.replay:
+        lines.append(f"replay saved to {result.replay}")
+    if result.report:
+        lines.append(f"report in {result.report}")
+    return headline, lines
+
+
+def names_of(established: Established | None) -> tuple[str, str] | None:
+    """Both players' names, left paddle first."""
+    if established is None:
+        return None
+    if established.local_slot == 0:
+        return established.local_name, established.remote_name
+    return established.remote_name, established.local_name
+
+
+def in_sync_text(last_agreed_chain: str) -> str:
+    """The overlay's line for the last frame both sides agreed on (the view gives "FRAME:CHAIN")."""
+    frame, _, _ = last_agreed_chain.partition(":")
+    return f"in sync at frame {frame}" if frame.isdigit() else "not in sync yet"
 
 
 class WindowFrontend:
@@ -94,16 +137,22 @@ class WindowFrontend:
         self.pygame.display.flip()
 
     def finished(self, result: SessionResult) -> None:
+        """The end screen until a key, a click, the close button or Ctrl-C; none when the local
+        player quit (they asked for the window to go) or the window is gone already."""
         pygame = self.pygame
-        headline, detail = result_text(result)
-        deadline = time.monotonic() + self.end_screen_ms / 1000
-        clock = pygame.time.Clock()
         try:
-            while time.monotonic() < deadline:
+            if (result.result == "quit" and not result.by_remote) or window_gone():
+                return
+            headline, lines = result_text(result, names_of(self.established))
+            deadline = time.monotonic() + self.end_screen_ms / 1000
+            clock = pygame.time.Clock()
+            while time.monotonic() < deadline and not self.quit:
                 for event in pygame.event.get():
                     if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
                         return
-                self.render_end(headline, detail, result)
+                if window_gone():
+                    return
+                self.render_end(headline, lines)
                 pygame.display.flip()
                 clock.tick(30)
         finally:
@@ -112,6 +161,9 @@ class WindowFrontend:
     # -- drawing (public so tests can render without the loop) ----------------------------------
     def handle_events(self) -> None:
         pygame = self.pygame
+        if window_gone():  # destroyed from outside: as good as the close button
+            self.quit = True
+            return
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
                 self.quit = True
@@ -138,14 +190,9 @@ class WindowFrontend:
             self._centre_text(quit_hint, 100, 24, INFO)
             return
         est = view.established
-        names = None
+        draw_state(surface, view.rules, view.state, names_of(est))
         if est is not None:
-            names = (
-                (est.local_name, est.remote_name)
-                if est.local_slot == 0
-                else (est.remote_name, est.local_name)
-            )
-        draw_state(surface, view.rules, view.state, names)
+            self._mark_own_paddle(view, est.local_slot)
         state = view.state
         if state.frame < view.rules.serve_delay_frames and est is not None:
             side = "left" if est.local_slot == 0 else "right"
@@ -157,19 +204,39 @@ class WindowFrontend:
             left = max(0, view.rules.serve_delay_frames - state.frame)
             bar = full * left // max(1, view.rules.serve_delay_frames)
             surface.fill(ALERT, self.pygame.Rect((width - bar) // 2, height // 2 + 50, bar, 6))
-        if view.stalled_ms >= STALL_NOTICE_MS:
+        if view.phase == "reconnecting":
+            self._centre_text(view.message, 0, 40, ALERT)
+        elif view.stalled_ms >= STALL_NOTICE_MS:
             self._centre_text("waiting for peer…", 0, 40, ALERT)
         if self.overlay:
             self._draw_overlay(view)
 
-    def render_end(self, headline: str, detail: str, result: SessionResult) -> None:
+    def render_end(self, headline: str, lines: list[str]) -> None:
         surface = self.screen
         shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
         shade.fill(DIM)
         surface.blit(shade, (0, 0))
-        self._centre_text(headline, -40, 64, FOREGROUND)
-        self._centre_text(detail, 20, 28, INFO)
-        self._centre_text("press any key", 70, 22, INFO)
+        top = -40 - 17 * len(lines)
+        self._centre_text(headline, top, 64, FOREGROUND)
+        for i, line in enumerate(lines):
+            self._centre_text(line, top + 60 + 34 * i, 28, INFO)
+        self._centre_text("press any key", top + 70 + 34 * len(lines), 22, INFO)
+
+    def _mark_own_paddle(self, view: View, slot: int) -> None:
+        """A small arrow in the lane between the wall and the player's own paddle, pointing at it."""
+        assert view.rules is not None and view.state is not None
+        layout = court_layout(view.rules, *self.screen.get_size())
+        x, y, w, h = layout.rect(*paddle_rects(view.rules, view.state)[slot])
+        lane = layout.x(view.rules.paddle_margin) - layout.left  # the wall-to-paddle gap, in pixels
+        size = max(3, min(lane // 3, 12))
+        mid = y + h // 2
+        if slot == 0:
+            tip = x - max(2, lane // 6)
+            points = [(tip, mid), (tip - size, mid - size), (tip - size, mid + size)]
+        else:
+            tip = x + w + max(2, lane // 6)
+            points = [(tip, mid), (tip + size, mid - size), (tip + size, mid + size)]
+        self.pygame.draw.polygon(self.screen, ALERT, points)
 
     def _draw_overlay(self, view: View) -> None:
         est = view.established
@@ -180,7 +247,7 @@ class WindowFrontend:
             f"frame {view.state.frame if view.state else 0}",
             f"stalls {view.stalls}",
             f"{view.bytes_per_s} bytes/s",
-            f"agreed {view.last_agreed_chain or '-'}",
+            in_sync_text(view.last_agreed_chain),
         ]
         if view.rollbacks_per_s is not None:
             lines.append(f"rollbacks {view.rollbacks_per_s:.1f}/s, deepest {view.deepest_rollback}")

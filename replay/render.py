@@ -10,6 +10,7 @@ mapping from simulation units to pixels, which is also what tests use to find th
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     import pygame
 
 Colour = tuple[int, int, int]
+
+GAME_WINDOW_SIZE = (960, 720)  # the game's window, and the replay viewer's
 
 MARGIN: Colour = (24, 24, 24)  # the surface outside the court
 BACKGROUND: Colour = (0, 0, 0)  # the court
@@ -100,9 +103,7 @@ def draw_state(
 
     digit_h = max(5, layout.height // 8)
     if score:
-        centre = layout.left + layout.width // 2
-        gap = max(4, layout.width // 24)
-        top = layout.top + max(2, layout.height // 24)
+        centre, gap, top = _score_place(layout)
         draw_number(surface, state.score_l, centre - gap, top, digit_h, SCORE, align_right=True)
         draw_number(surface, state.score_r, centre + gap, top, digit_h, SCORE, align_right=False)
 
@@ -114,15 +115,34 @@ def draw_state(
         surface.fill(LINE, pygame.Rect(x, y, line_w, min(dash, layout.top + layout.height - y)))
 
     if names:
-        size = max(10, layout.height // 20)
-        pad = max(2, layout.width // 80)
-        draw_text(surface, names[0], layout.left + pad, layout.top + pad, size, NAME)
-        draw_text(surface, names[1], layout.left + layout.width - pad, layout.top + pad, size, NAME, "right")
+        _draw_names(surface, rules, layout, names, digit_h)
 
     for paddle in paddle_rects(rules, state):
         surface.fill(FOREGROUND, pygame.Rect(layout.rect(*paddle)))
     surface.fill(FOREGROUND, pygame.Rect(layout.rect(*ball_rect(rules, state))))
     return layout
+
+
+def _score_place(layout: Layout) -> tuple[int, int, int]:
+    """(centre x, gap either side of it, top) of the score digits."""
+    gap = max(4, layout.width // 24)
+    return layout.left + layout.width // 2, gap, layout.top + max(2, layout.height // 24)
+
+
+def _draw_names(
+    surface: pygame.Surface, rules: Rules, layout: Layout, names: tuple[str, str], digit_h: int
+) -> None:
+    """Each name beside its score, towards its own side: the top corners are where a paddle at
+    the top would cover them. A name too long for the room up to the paddle's lane is shortened."""
+    centre, gap, top = _score_place(layout)
+    size = max(10, layout.height // 20)
+    pad = max(4, layout.width // 40)
+    beside = gap + 3 * max(3, digit_h // 2) + pad  # room for three digits of the score
+    lane = layout.x(rules.paddle_margin + rules.paddle_w) + pad  # right of the left paddle
+    y = top + max(0, (digit_h - size) // 2)
+    room = max(0, centre - beside - lane)
+    draw_text(surface, names[0], centre - beside, y, size, NAME, "right", max_width=room)
+    draw_text(surface, names[1], centre + beside, y, size, NAME, "left", max_width=room)
 
 
 def draw_number(
@@ -160,16 +180,30 @@ def _draw_digit(surface: pygame.Surface, digit: int, x: int, y: int, w: int, h: 
 
 _fonts: dict[int, Any] = {}
 _font_failed = False
+# SDL_ttf hints small glyphs to whole pixels, which spaces them unevenly ("c hain"): text below
+# this size is drawn SUPERSAMPLE times larger and scaled down.
+SUPERSAMPLE_BELOW = 32
+SUPERSAMPLE = 4
+_rendered: dict[tuple[str, int, Colour], Any] = {}  # the lines drawn lately (most repeat every frame)
+_RENDERED_MAX = 256
 
 
 def draw_text(
-    surface: pygame.Surface, text: str, x: int, y: int, size: int, colour: Colour, align: str = "left"
+    surface: pygame.Surface,
+    text: str,
+    x: int,
+    y: int,
+    size: int,
+    colour: Colour,
+    align: str = "left",
+    max_width: int | None = None,
 ) -> int:
     """Text with pygame's default font, cached per size; returns the width drawn, 0 where no font is
     available (text is decoration: drawing goes on without).
 
     `align="left"` puts the text's top-left corner at (x, y), `"right"` its top-right corner, and
-    `"centre"` its middle (both ways), for captions centred on a point.
+    `"centre"` its middle (both ways), for captions centred on a point. Text wider than
+    `max_width` is cut short with an ellipsis.
     """
     global _font_failed
     if align not in ("left", "right", "centre"):
@@ -179,24 +213,48 @@ def draw_text(
     import pygame
 
     try:
-        if not pygame.font.get_init():
-            pygame.font.init()
-        if not _fonts:
-            # Fonts die with pygame.quit(); a cached one used after a re-init would crash SDL_ttf.
-            pygame.register_quit(_fonts.clear)
-        font = _fonts.get(size)
-        if font is None:
-            font = _fonts[size] = pygame.font.Font(None, size)
-        image = font.render(text, True, colour)
+        image = _render(text, size, colour)
+        while max_width is not None and image.get_width() > max_width and len(text) > 1:
+            text = text[:-2] + "…"  # one letter fewer each time, then the ellipsis
+            image = _render(text, size, colour)
     except (pygame.error, OSError, ImportError, NotImplementedError):
         _font_failed = True
         return 0
+    if max_width is not None and image.get_width() > max_width:
+        return 0  # not even one letter fits
     width, height = image.get_width(), image.get_height()
     if align == "centre":
         surface.blit(image, (x - width // 2, y - height // 2))
     else:
         surface.blit(image, (x - width if align == "right" else x, y))
     return int(width)
+
+
+def _render(text: str, size: int, colour: Colour) -> Any:
+    import pygame
+
+    key = (text, size, colour)
+    image = _rendered.get(key)
+    if image is not None:
+        return image
+    if not pygame.font.get_init():
+        pygame.font.init()
+    if not _fonts:
+        # Fonts die with pygame.quit(); a cached one used after a re-init would crash SDL_ttf.
+        pygame.register_quit(_fonts.clear)
+        pygame.register_quit(_rendered.clear)
+    scale = SUPERSAMPLE if size < SUPERSAMPLE_BELOW else 1
+    font = _fonts.get(size * scale)
+    if font is None:
+        font = _fonts[size * scale] = pygame.font.Font(None, size * scale)
+    image = font.render(text, True, colour)
+    if scale > 1:
+        w, h = image.get_size()
+        image = pygame.transform.smoothscale(image, (max(1, w // scale), max(1, h // scale)))
+    if len(_rendered) >= _RENDERED_MAX:
+        _rendered.clear()
+    _rendered[key] = image
+    return image
 
 
 class NoDisplayError(Exception):
@@ -221,6 +279,8 @@ def open_window(size: tuple[int, int], caption: str, resizable: bool = False) ->
     )
     if x11_only:
         os.environ["SDL_VIDEODRIVER"] = "x11"
+    if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+        _watch_x_errors()  # before SDL starts: it hands the errors it does not expect on to ours
     try:
         pygame.display.init()
         pygame.font.init()
@@ -239,6 +299,54 @@ def open_window(size: tuple[int, int], caption: str, resizable: bool = False) ->
         raise NoDisplayError(problem)
     pygame.display.set_caption(caption)
     return screen
+
+
+class _XErrorEvent(ctypes.Structure):
+    _fields_ = [  # Xlib's XErrorEvent
+        ("type", ctypes.c_int),
+        ("display", ctypes.c_void_p),
+        ("resourceid", ctypes.c_ulong),
+        ("serial", ctypes.c_ulong),
+        ("error_code", ctypes.c_ubyte),
+        ("request_code", ctypes.c_ubyte),
+        ("minor_code", ctypes.c_ubyte),
+    ]
+
+
+_X_ERROR_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_XErrorEvent))
+_BAD_WINDOW, _BAD_DRAWABLE = 3, 9  # X protocol error codes
+_x_handler: Any = None  # kept alive as long as Xlib may call it
+_window_gone = False
+
+
+def _on_x_error(display: int | None, event: Any) -> int:
+    global _window_gone
+    if event.contents.error_code in (_BAD_WINDOW, _BAD_DRAWABLE):
+        _window_gone = True
+    return 0  # handled: Xlib's default handler would print it and exit(1)
+
+
+def _watch_x_errors() -> None:
+    """A window destroyed from outside (`xdotool windowclose`, a killed window manager) turns SDL's
+    next call on it into an X error, which Xlib's default handler answers with exit(1) and no
+    goodbye. Ours notes it instead (see `window_gone`), and the front end ends as a quit."""
+    global _x_handler, _window_gone
+    _window_gone = False
+    try:
+        xlib = ctypes.CDLL("libX11.so.6")  # the one SDL loads: the handler is per process
+    except OSError:
+        return
+    # SDL, when it starts, puts its own handler in place and passes on to the one it found there
+    # (ours) every error it does not expect; when it stops, it puts ours back.
+    _x_handler = _x_handler or _X_ERROR_HANDLER(_on_x_error)
+    xlib.XSetErrorHandler.argtypes = [_X_ERROR_HANDLER]
+    xlib.XSetErrorHandler.restype = ctypes.c_void_p
+    xlib.XSetErrorHandler(_x_handler)
+
+
+def window_gone() -> bool:
+    """Whether the window was destroyed by someone else: nothing can be drawn any more."""
+    return _window_gone
 
 
 def fallback_problem(driver: str) -> str | None:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from lockstep.rules import TICKS_PER_SECOND
 from replay.playback import DEFAULT_KEYFRAME_INTERVAL, Playback
 from replay.reader import Replay
-from replay.render import NoDisplayError, draw_state, draw_text, open_window
+from replay.render import GAME_WINDOW_SIZE, NoDisplayError, draw_state, draw_text, open_window, window_gone
 
 __all__ = ["NoDisplayError", "Viewer", "run_viewer"]
 
 if TYPE_CHECKING:
     import pygame
 
-WINDOW_SIZE = (800, 600 + 64)
+WINDOW_SIZE = GAME_WINDOW_SIZE  # the game's: a replay looks as the match did
 PANEL_H = 64  # the strip under the court: two text lines and the timeline
 SPEEDS = ((1, 4), (1, 2), (1, 1), (2, 1), (4, 1), (8, 1))  # (numerator, denominator) of real time
 NORMAL_SPEED = 2
@@ -231,7 +231,7 @@ def run_viewer(replay: Replay, max_ticks: int | None = None) -> None:
     Raises `NoDisplayError` when there is no display to open a window on.
     """
     left, right = replay.names
-    screen = open_window(WINDOW_SIZE, f"Lockstep Pong replay: {left} vs {right}")
+    screen = open_window(WINDOW_SIZE, f"Lockstep Pong replay: {left} vs {right}", resizable=True)
     import pygame  # after open_window, which keeps pygame's banner off stdout
 
     try:
@@ -242,6 +242,8 @@ def run_viewer(replay: Replay, max_ticks: int | None = None) -> None:
             dt_ms = clock.tick(TICKS_PER_SECOND)
             for event in pygame.event.get():
                 viewer.handle_event(event)
+            if window_gone():  # destroyed from outside: as good as the close button
+                break
             viewer.update(dt_ms)
             viewer.render(screen)
             pygame.display.flip()

@@ -130,15 +130,33 @@ def test_score_digits_are_drawn_only_when_asked():
     assert score_pixels(False) == 0
 
 
-def test_names_are_drawn_in_the_top_corners():
+def test_names_are_drawn_beside_the_score_where_no_paddle_covers_them():
     state = placed_state(RULES)
+    state.paddle_l = state.paddle_r = 0  # both paddles at the top, where the corners are
     plain, named = pygame.Surface((640, 480)), pygame.Surface((640, 480))
     draw_state(plain, RULES, state)
     draw_state(named, RULES, state, names=("ann", "bob"))
     differs = [
-        (x, y) for x in range(0, 640, 2) for y in range(0, 40) if pixel(plain, x, y) != pixel(named, x, y)
+        (x, y) for x in range(0, 640) for y in range(0, 80) if pixel(plain, x, y) != pixel(named, x, y)
     ]
-    assert any(x < 200 for x, _ in differs) and any(x > 440 for x, _ in differs)
+    assert any(x < 320 for x, _ in differs) and any(x > 320 for x, _ in differs)
+    layout = court_layout(RULES, 640, 480)
+    lanes = [layout.rect(*paddle) for paddle in paddle_rects(RULES, state)]
+    for left, _, width, _ in lanes:  # not a pixel of a name in a paddle's lane, however close
+        assert not any(left - 2 <= x < left + width + 2 for x, _ in differs)
+
+
+def test_a_long_name_is_shortened_before_it_reaches_the_paddles_lane():
+    state = placed_state(RULES)
+    long_name = "a-very-long-name-that-goes-on-and-on"
+    plain, named = pygame.Surface((640, 480)), pygame.Surface((640, 480))
+    draw_state(plain, RULES, state)
+    draw_state(named, RULES, state, names=(long_name, long_name))
+    layout = court_layout(RULES, 640, 480)
+    left_lane_end = layout.x(RULES.paddle_margin + RULES.paddle_w)
+    right_lane_start = layout.x(RULES.field_w - RULES.paddle_margin - RULES.paddle_w)
+    differs = [x for x in range(0, 640) for y in range(0, 80) if pixel(plain, x, y) != pixel(named, x, y)]
+    assert differs and min(differs) > left_lane_end and max(differs) < right_lane_start
 
 
 def ink_box(surface):
@@ -340,3 +358,25 @@ def test_format_time():
     assert format_time(0) == "00:00.00"
     assert format_time(61 * 60 + 30) == "01:01.50"
     assert format_time(216_000) == "1:00:00.00"
+
+
+def test_small_text_is_drawn_large_and_scaled_down_so_its_letters_are_spaced_evenly(monkeypatch):
+    """SDL_ttf hints small glyphs to whole pixels: "chain" came out as "c hain"."""
+    from replay import render
+
+    render._rendered.clear()
+    asked = []
+    real_font = pygame.font.Font
+    monkeypatch.setattr(pygame.font, "Font", lambda name, size: asked.append(size) or real_font(name, size))
+    render._fonts.clear()
+    surface = pygame.Surface((400, 60))
+    width = draw_text(surface, "chain 42014d4e", 0, 0, 16, FOREGROUND)
+    assert asked == [16 * render.SUPERSAMPLE]
+    assert 60 < width < 200  # the size asked for, not four times it
+    assert draw_text(surface, "chain 42014d4e", 0, 0, 16, FOREGROUND) == width  # cached
+
+
+def test_the_viewer_opens_the_games_window_size():
+    from peer.window import WINDOW_SIZE as GAME_WINDOW
+
+    assert WINDOW_SIZE == GAME_WINDOW

@@ -22,7 +22,7 @@ from replay.reader import read_replay
 from replay.render import FOREGROUND, SCORE, ball_rect, court_layout, paddle_rects
 
 pygame = pytest.importorskip("pygame")
-from peer.window import ALERT, WindowFrontend, result_text  # noqa: E402
+from peer.window import ALERT, WindowFrontend, in_sync_text, result_text  # noqa: E402
 
 RULES = Rules()
 EST = Established(RULES, 5, 3, 1, "bob", "alice", 42)
@@ -110,7 +110,7 @@ def test_screen_text_uses_the_cached_fonts(window, monkeypatch):
 
     def draw_both():
         window.render(view)
-        window.render_end(*result_text(result), result)
+        window.render_end(*result_text(result))
 
     draw_both()
     made = []
@@ -131,15 +131,112 @@ def test_a_stall_shows_waiting_for_peer_only_after_100ms(window):
 
 
 def test_the_end_screen_says_who_won(window):
-    result = SessionResult("finished", "match over", False, frames=9, score=(3, 11), local_slot=1)
-    assert result_text(result) == ("You won!", "11 - 3")
-    assert result_text(SessionResult("quit", "", True))[0] == "The other player left"
+    result = SessionResult(
+        "finished", "match over", False, frames=9, score=(3, 11), local_slot=1, replay="m.replay"
+    )
+    assert result_text(result, ("bob", "alice")) == (
+        "You won!",
+        ["bob  3 - 11  alice", "replay saved to m.replay"],
+    )
     window.render(View("playing", state=played_state(), rules=RULES, established=EST))
     before = pygame.image.tostring(window.screen, "RGB")
-    window.render_end(*result_text(result), result)
+    window.render_end(*result_text(result))
     assert pygame.image.tostring(window.screen, "RGB") != before
     w, h = window.screen.get_size()
-    assert FOREGROUND in colours_in(window.screen, (w // 3, h // 2 - 80, w // 3, 70))
+    assert FOREGROUND in colours_in(window.screen, (w // 3, h // 2 - 110, w // 3, 70))
+
+
+@pytest.mark.parametrize(
+    "result, headline, lines",
+    [
+        (
+            SessionResult("quit", "the other player quit", True, score=(2, 1), replay="r.replay"),
+            "The other player left",
+            ["bob  2 - 1  alice", "replay saved to r.replay"],
+        ),
+        (
+            SessionResult("peer_timeout", "no input from the peer for 5000 ms", True, score=(0, 0)),
+            "Connection lost",
+            ["bob  0 - 0  alice", "no input from the peer for 5000 ms"],
+        ),
+    ],
+)
+def test_the_end_screen_says_each_thing_once(result, headline, lines):
+    shown = result_text(result, ("bob", "alice"))
+    assert shown == (headline, lines)
+    assert len(set(shown[1])) == len(shown[1])
+
+
+class Screens(WindowFrontend):
+    """Counts end screens drawn (each would hold the window open); with `forbidden`, the first
+    one fails the test at once rather than keeping the window for an hour."""
+
+    def __init__(self, forbidden=False):
+        super().__init__(None, end_screen_ms=3_600_000)
+        self.forbidden = forbidden
+        self.end_screens = 0
+
+    def render_end(self, headline, lines):
+        assert not self.forbidden, f"an end screen was drawn: {headline}"
+        self.end_screens += 1
+        super().render_end(headline, lines)
+
+
+def test_the_quitters_window_closes_at_once():
+    window = Screens(forbidden=True)
+    window.finished(SessionResult("quit", "you quit", False, score=(1, 0), replay="r.replay"))
+    assert window.end_screens == 0 and not pygame.display.get_init()
+
+
+def test_a_ctrl_c_on_the_end_screen_closes_it():
+    window = Screens(forbidden=True)
+    window.quit = True  # what the signal handler sets
+    window.finished(SessionResult("quit", "the other player quit", True, score=(1, 0)))
+    assert window.end_screens == 0 and not pygame.display.get_init()
+
+
+def test_an_ended_match_shows_its_end_screen_until_a_key(monkeypatch):
+    window = Screens()
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    result = SessionResult("finished", "match over", False, score=(11, 3), local_slot=0)
+    drawn = []
+    real_get = pygame.event.get
+    monkeypatch.setattr(pygame.event, "get", lambda: real_get() if drawn.append(1) or len(drawn) > 1 else [])
+    window.finished(result)  # one screen drawn, then the key closes it
+    assert window.end_screens == 1 and not pygame.display.get_init()
+
+
+def test_a_window_destroyed_from_outside_is_a_quit(window, monkeypatch):
+    import ctypes
+
+    from replay import render
+
+    monkeypatch.setattr(render, "_window_gone", False)  # and so it is again after the test
+    event = render._XErrorEvent(error_code=render._BAD_WINDOW)
+    assert render._on_x_error(None, ctypes.pointer(event)) == 0  # handled: Xlib does not exit
+    assert render.window_gone()
+    window.handle_events()
+    assert window.quit_requested()
+
+
+def test_the_own_paddle_is_marked_beside_it_on_its_wall_side(window):
+    state = played_state()
+    for slot in (0, 1):
+        est = Established(RULES, 5, 3, slot, "me", "you", 42)
+        window.render(View("playing", state=state, rules=RULES, established=est))
+        layout = court_layout(RULES, *window.screen.get_size())
+        x, y, w, h = layout.rect(*paddle_rects(RULES, state)[slot])
+        lane = layout.x(RULES.paddle_margin) - layout.left
+        near = (layout.left, y, lane, h) if slot == 0 else (x + w, y, lane, h)
+        far = (x + w, y, lane, h) if slot == 0 else (layout.left, y, lane, h)
+        other = (layout.left + layout.width - lane if slot == 0 else layout.left, y, lane, h)
+        assert ALERT in colours_in(window.screen, near)
+        assert ALERT not in colours_in(window.screen, far) | colours_in(window.screen, other)
+
+
+def test_the_overlay_says_in_sync_at_frame_not_a_chain(window):
+    assert in_sync_text("208:0faa00112233aabb") == "in sync at frame 208"
+    assert in_sync_text("") == "not in sync yet"
 
 
 def test_f3_toggles_the_overlay_and_escape_quits(window):
@@ -243,3 +340,32 @@ def test_an_invisible_fallback_window_is_refused_unless_asked_for(monkeypatch):
     assert fallback_problem("x11") is None
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # tests and headless rendering choose it on purpose
     assert fallback_problem("dummy") is None
+
+
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
+def test_a_window_closed_from_outside_ends_the_match_as_a_quit(tmp_path):
+    """`xdotool windowclose` destroys the window under SDL: no X error and exit 1, but a quit."""
+    from tests.procs import Pong
+    from tests.xvfb import start_xvfb, xdotool
+
+    server, display = start_xvfb()
+    env: dict[str, str | None] = {"DISPLAY": display, "SDL_VIDEODRIVER": None}
+    host = joiner = None
+    try:
+        host = Pong("host", "--port", "0", "--json", "--record", "host.replay", cwd=tmp_path, env=env)
+        port = host.port()
+        joiner = Pong("join", f"127.0.0.1:{port}", "--headless", "--bot", "tracker", "--json", cwd=tmp_path)
+        host.wait_line("playing ")
+        window = xdotool(display, "search", "--sync", "--onlyvisible", "--pid", str(host.pid)).splitlines()[0]
+        xdotool(display, "windowclose", window)
+        code, result = host.finish(timeout=30)
+        assert "X Error" not in host.stderr and "Traceback" not in host.stderr
+        assert code == 0 and result is not None and result["result"] == "quit"
+        joiner_code, joiner_result = joiner.finish(timeout=30)
+        assert joiner_code == 3 and joiner_result is not None and joiner_result["result"] == "quit"
+    finally:
+        for proc in (host, joiner):
+            if proc is not None:
+                proc.close()
+        server.kill()
+        server.wait()

@@ -12,9 +12,10 @@ from lockstep.bots import BOT_NAMES
 from lockstep.engine import MAX_DELAY_FRAMES
 from lockstep.rollback import DEFAULT_MAX_ROLLBACK, MAX_ROLLBACK
 from lockstep.rules import Rules
+from lockstep.state import State
 from peer.messages import Netcode
-from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Role, Timeouts
-from peer.session import Session, SessionOptions, SessionResult
+from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Established, Role, Timeouts
+from peer.session import Session, SessionOptions, SessionResult, View
 from peer.transport import format_endpoint
 from tools import args as types
 from tools import exitcodes, stopping
@@ -52,6 +53,13 @@ def silence_seconds(text: str) -> int:
     return types.int_in(text, 2 * DEFAULT_PING_INTERVAL_MS // 1000, 3600, "timeout")
 
 
+DEFAULT_RECONNECT_S = 20
+
+
+def reconnect_seconds(text: str) -> int:
+    return types.int_in(text, 0, 3600, "reconnect window")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="shared secret both players give (or set PONG_KEY); never sent")
     parser.add_argument(
@@ -68,6 +76,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SILENCE_TIMEOUT_MS // 1000,
         metavar="SECONDS",
         help=f"give up on a silent peer after this long (default {DEFAULT_SILENCE_TIMEOUT_MS // 1000})",
+    )
+    parser.add_argument(
+        "--reconnect",
+        type=reconnect_seconds,
+        default=DEFAULT_RECONNECT_S,
+        metavar="SECONDS",
+        help="when the connection breaks without a goodbye, pause and wait this long for it to come back "
+        f"(the joiner redials, the host listens); 0 ends the match at once (default {DEFAULT_RECONNECT_S})",
     )
     parser.add_argument(
         "--max-rollback",
@@ -149,6 +165,7 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         "debug_desync_at": args.debug_desync_at,
         "max_rollback": args.max_rollback,
         "timeouts": Timeouts(silence_ms=args.timeout * 1000),
+        "reconnect_s": args.reconnect,
     }
 
 
@@ -193,8 +210,8 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
 
     previous = stopping.install(on_signal)
     try:
-        result = Session(options, frontend, log=_log).run()
-        result.detail = players_words(result, options)
+        worded = _Worded(frontend, options)
+        result = worded.word(Session(options, worded, log=_log).run())
         code = exit_code(result)
         # Still under our handlers: a Ctrl-C right at the end must not interrupt the report, and
         # once it is out nothing may change the exit code.
@@ -203,6 +220,37 @@ def _play(options: SessionOptions, args: argparse.Namespace) -> int:
     finally:
         stopping.restore(previous)
     return code
+
+
+class _Worded:
+    """The front end, but the result it is shown (on the window's end screen) is already in the
+    player's words, as the summary line will be."""
+
+    def __init__(self, inner: HeadlessFrontend | WindowFrontend, options: SessionOptions) -> None:
+        self.inner = inner
+        self.options = options
+        self.worded: SessionResult | None = None
+
+    def word(self, result: SessionResult) -> SessionResult:
+        if result is not self.worded:
+            result.detail = players_words(result, self.options)
+            self.worded = result
+        return result
+
+    def started(self, established: Established) -> None:
+        self.inner.started(established)
+
+    def local_input(self, state: State) -> int:
+        return self.inner.local_input(state)
+
+    def show(self, view: View) -> None:
+        self.inner.show(view)
+
+    def quit_requested(self) -> bool:
+        return self.inner.quit_requested()
+
+    def finished(self, result: SessionResult) -> None:
+        self.inner.finished(self.word(result))
 
 
 def exit_code(result: SessionResult) -> int:
@@ -271,7 +319,8 @@ def summary(result: SessionResult) -> str:
         return f"desync: the games diverged at frame {result.desync.frame}{detail}{where}"
     if result.input_delay is None:  # no match was ever established: an error like any other command's
         if result.result == "quit" and result.problem is None:
-            return f"{result.detail}"  # the player stopped waiting: no error
+            return result.detail  # the player stopped waiting: no error
         return f"{ERROR_PREFIX}{result.detail}"
     after = f" after {result.frames} frames" if result.frames else ""
-    return f"{result.result}: {result.detail}{after}{where}"
+    what = "" if result.detail == "you quit" else f"{result.result}: "  # not "quit: you quit"
+    return f"{what}{result.detail}{after}{where}"
