@@ -23,6 +23,7 @@ from lockstep.rules import Rules
 from lockstep.script import random_inputs
 from tools import exitcodes
 from tools.exitcodes import CommandError
+from tools.netns import unavailable_reason as _netns_reason
 from tools.output import report, say
 
 
@@ -253,6 +254,52 @@ def rollback_cpu_60hz_percent() -> float:
     return max(100 * float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
 
 
+NETNS_LOSS_PERCENT = 3
+
+
+@functools.cache
+def _netns_matches() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """A lockstep and a rollback 60 Hz match of 900 frames side by side across two network
+    namespaces whose veth link drops 3 % of the packets each way (tools/netns.py; root only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tools.netns import NetnsUnavailable, run_match, veth_pair
+
+    common = ["--headless", "--bot", "tracker", "--timeout", "20"]
+    try:
+        with (
+            veth_pair(loss_percent=NETNS_LOSS_PERCENT) as pair,
+            tempfile.TemporaryDirectory(prefix="pong-bench-") as directory,
+            ThreadPoolExecutor(2) as pool,
+        ):
+            runs = {}
+            for netcode in ("lockstep", "rollback"):
+                host_args = ["--netcode", netcode, "--points", "999", "--frames", "900", "--seed", "3"]
+                host_args += ["--record", f"{netcode}-h.replay", *common]
+                join_args = ["--record", f"{netcode}-j.replay", *common]
+                runs[netcode] = pool.submit(run_match, pair, host_args, join_args, directory)
+            return {netcode: run.result() for netcode, run in runs.items()}
+    except NetnsUnavailable as exc:
+        raise CommandError(f"no network namespaces: {exc}", exitcodes.NETWORK) from None
+    except RuntimeError as exc:
+        raise CommandError(f"the bench match failed: {exc}", exitcodes.NETWORK) from None
+
+
+def _netns_stall_fraction(netcode: str) -> float:
+    host, joiner = _netns_matches()[netcode]
+    return max(float(r["stalls"]) / max(1, int(r["frames"])) for r in (host, joiner))
+
+
+def netns_lockstep_stall_fraction() -> float:
+    """Stalled frames / frames of a lockstep 60 Hz match over a real link losing 3 % each way."""
+    return _netns_stall_fraction("lockstep")
+
+
+def netns_rollback_stall_fraction() -> float:
+    """The same for a rollback match, played at the same time over the same link."""
+    return _netns_stall_fraction("rollback")
+
+
 FIGURES: list[Figure] = [
     Figure("sim_fps", sim_fps, 300_000, True, "frames/s"),
     Figure("wire_bytes_per_frame", wire_bytes_per_frame, 4, False, "bytes"),
@@ -267,6 +314,11 @@ FIGURES: list[Figure] = [
     Figure("rollback_stall_fraction_100ms", rollback_stall_fraction_100ms, 0.01, False, "", strict=True),
     Figure("rollback_cpu_60hz_percent", rollback_cpu_60hz_percent, 15, False, "%"),
 ]
+if _netns_reason() is None:  # root with iproute2 and iptables: a real lossy link
+    FIGURES += [
+        Figure("netns_lockstep_stall_fraction", netns_lockstep_stall_fraction, 0.05, False, ""),
+        Figure("netns_rollback_stall_fraction", netns_rollback_stall_fraction, 0.05, False, ""),
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
