@@ -62,6 +62,8 @@ class HostConfig:
     netcode: Netcode = Netcode.LOCKSTEP
     # The match whose seat a RESUME may take back, as it stands when asked (None: no such match).
     seat: Callable[[], Seat | None] | None = None
+    # Set while a match is on: a new player is refused `session_full` with these words.
+    seat_taken: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,9 @@ class HostHandshake(_Handshake):
             self.refuse("unsupported", f"this host does not take {wants.get(message.purpose, 'that')}")
             return
         self.purpose = message.purpose
+        if message.purpose is Purpose.PLAY and self.config.seat_taken is not None:
+            self.refuse("session_full", self.config.seat_taken)
+            return
         if message.purpose is Purpose.RESUME:
             seat = self.config.seat() if self.config.seat is not None else None
             if seat is None or message.match_id != seat.established.match_id:

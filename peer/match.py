@@ -173,6 +173,13 @@ class MatchPeer:
         self._drain_protocol(now_ms)
 
     @property
+    def local_inputs_end(self) -> int:
+        """The frame our next sampled input will be for."""
+        if self._sent:
+            return self._sent[-1].frame + 1
+        return self.established.delay_frames if self.established is not None else 0
+
+    @property
     def lost(self) -> bool:
         """The connection broke and the match waits, paused, for it to come back."""
         return self.lost_since is not None and self.outcome is None
@@ -253,7 +260,7 @@ class MatchPeer:
             self._fail_now("a resume named another match")
             return
         sent = self._sent
-        next_frame = sent[-1].frame + 1 if sent else self.established.delay_frames
+        next_frame = self.local_inputs_end
         oldest = sent[0].frame if sent else next_frame
         if not oldest <= est.resend_from <= next_frame:
             self._fail_now(

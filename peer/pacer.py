@@ -103,6 +103,17 @@ class Pacer:
         self._remote_seen = peer.established.delay_frames
         self._note_arrivals(peer, now_ms)
 
+    def resume(self, peer: MatchPeer, now_ms: int) -> None:
+        """The match goes on after a drop: the next input is due now, and the time sync starts over
+        (the inputs the peer resends arrive in a burst that says nothing of its clock)."""
+        assert peer.engine is not None
+        self._next_sample = float(now_ms)
+        # Pair our next samples with the peer's inputs for the same frames: the ones it resends
+        # were sampled before the drop and say nothing of its clock now.
+        self._remote_seen = max(peer.engine.remote_input_end(), peer.local_inputs_end)
+        self.advantage = FrameAdvantage()
+        self.stalled_since = None
+
     def run(self, peer: MatchPeer, now_ms: int, local_input: InputSource) -> None:
         """Sample the local inputs that are due, run every frame whose inputs are there, count stalls."""
         engine = peer.engine

@@ -20,7 +20,7 @@ import platform
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lockstep.engine import DesyncDetected
@@ -41,7 +41,7 @@ from peer.protocol import (
     Timeouts,
 )
 from peer.recording import ReplayRecorder, check_record_path, default_replay_path
-from peer.transport import Listener, Poller, TransportError, format_endpoint, start_connect
+from peer.transport import Listener, Poller, Stream, TransportError, format_endpoint, start_connect
 from peer.waiting_room import Link, WaitingRoom
 from replay.writer import ReplayWriteError
 
@@ -56,10 +56,13 @@ __all__ = [
 ]
 
 SHOW_EVERY_MS = 15
+RECONNECTING_SLEEP_MS = 10
 CONNECT_TIMEOUT_MS = 5000
 WAITING_SLEEP_MS = 10
 
 MAX_PENDING_BYTES = 1 << 20  # unsent bytes toward a peer that does not read: it is not playing
+REDIAL_FIRST_MS = 100  # after a drop the joiner redials at once-ish, then backs off ...
+REDIAL_MAX_MS = 1000  # ... to once a second
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class SessionOptions:
     netcode: Netcode = Netcode.LOCKSTEP  # host only; the joiner plays the host's
     max_rollback: int = DEFAULT_MAX_ROLLBACK  # rollback: how far the game may run ahead of the peer
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # How long a match whose connection broke without a goodbye waits, paused, to be taken up again
+    # (the joiner redials, the host listens); 0: such a break ends the match.
+    reconnect_s: int = 0
 
 
 @dataclass
@@ -143,6 +149,8 @@ class SessionResult:
     resimulated_frames: int = 0
     max_rollback: int | None = None  # the limit in force under rollback
     deepest_rollback: int = 0  # the most frames one rollback re-simulated
+    reconnects: int = 0  # how many times play resumed after a drop
+    paused_ms: int = 0  # total time paused for them
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -167,6 +175,8 @@ class SessionResult:
             "resimulated_frames": self.resimulated_frames,
             "max_rollback": self.max_rollback,
             "deepest_rollback": self.deepest_rollback,
+            "reconnects": self.reconnects,
+            "paused_ms": self.paused_ms,
         }
 
 
@@ -198,6 +208,11 @@ class Session:
         self._link: Link | None = None  # the match's connection, once there is one
         self._started = False
         self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
+        self._lost_logged = False  # the drop of the match's connection was said (and the pacer paused)
+        self._redial_at: int | None = None  # the joiner's next try to get a dropped connection back
+        self._redial_backoff_ms = REDIAL_FIRST_MS
+        self._retired: set[Stream] = set()
+        self._bytes_before = (0, 0)  # bytes of the match's earlier connections (sent, received)
         self._rollback_mark = (0, 0)  # (when, rollbacks then): the overlay's rate per second
         self._rollbacks_per_s = 0.0
 
@@ -228,11 +243,25 @@ class Session:
             config = HostConfig(
                 opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host", netcode=opts.netcode
             )
+            match = self._link.peer if self._link is not None else None
+            if match is not None:
+                # The seat is taken: only its owner, coming back after a drop, may have it again.
+                config = replace(
+                    config,
+                    purposes=frozenset({Purpose.PLAY, Purpose.RESUME}),
+                    seat=match.seat,
+                    seat_taken="a match is already in progress",
+                )
             conn = Connection(role, self.clock(), nonce, host=config, timeouts=opts.timeouts)
         else:
             joiner = JoinerConfig(opts.key, opts.name or "joiner")
             conn = Connection(role, self.clock(), nonce, joiner=joiner, timeouts=opts.timeouts)
-        return MatchPeer(conn, game_factory=pong_game(opts.debug_desync_at), max_rollback=opts.max_rollback)
+        return MatchPeer(
+            conn,
+            game_factory=pong_game(opts.debug_desync_at),
+            max_rollback=opts.max_rollback,
+            reconnect_ms=opts.reconnect_s * 1000,
+        )
 
     # -- host -----------------------------------------------------------------------------------
     def _run_host(self) -> SessionResult:
@@ -245,6 +274,7 @@ class Session:
             listener, self._poller, lambda: self._new_peer(Role.HOST), self.log, self.clock
         )
         room.routes[Purpose.PLAY] = self._take_seat
+        room.routes[Purpose.RESUME] = self._seat_taken_back
         self.log(f"waiting for a player on {format_endpoint(opts.host, listener.port)}")
         # The address to give a friend: a wildcard bind is reachable by this machine's name.
         reachable = platform.node() if opts.host in ("0.0.0.0", "::", "") else opts.host
@@ -271,6 +301,26 @@ class Session:
             return "another player joined first"
         self._link = link
         return None
+
+    def _seat_taken_back(self, link: Link) -> str | None:
+        """The resume route: the joiner proved the match's secret; the match goes on over `link`."""
+        old = self._link
+        if old is None or old.peer.finished:
+            return "the match is over"
+        self._retire(old.stream)  # whatever it still carries is resent over the new one
+        old.peer.reconnect(link.peer.connection, self.clock())
+        self._link = Link(link.stream, old.peer)
+        self._resumed(old.peer)
+        return None
+
+    def _resumed(self, peer: MatchPeer) -> None:
+        if peer.lost or peer.finished:
+            return
+        self.pacer.resume(peer, self.clock())
+        self._redial_at = None
+        if self._lost_logged:
+            self._lost_logged = False
+            self.log(f"connection back (paused {peer.paused_ms / 1000:.1f} s in all); the match goes on")
 
     # -- joiner ---------------------------------------------------------------------------------
     def _run_joiner(self) -> SessionResult:
@@ -306,13 +356,19 @@ class Session:
         while peer.outcome is None:
             now = self.clock()
             if self._room is not None:
-                self._room.turn_away(now, "a match is already in progress")
+                if self.options.reconnect_s > 0:
+                    self._room.admit(now)  # a player taking its seat back comes in this way
+                else:
+                    self._room.turn_away(now, "a match is already in progress")
+            link = self._link or link
             link.pump(now)
             if self.frontend.quit_requested() and peer.outcome is None:
                 peer.quit(now)
                 break
             if peer.engine is None:  # the joiner's handshake
                 peer.update(now, None)
+            elif peer.lost or self._lost_logged:
+                link = self._reconnecting(link, now)
             else:
                 if not self._started:
                     self._start(peer, now)
@@ -330,10 +386,70 @@ class Session:
             if now - last_show >= SHOW_EVERY_MS:  # a front end needs no more than the screen's rate
                 last_show = now
                 self.frontend.show(self._view(peer, now, bytes_per_s))
-            timeout = pacer.sleep_ms(peer, self.clock())
+            timeout = RECONNECTING_SLEEP_MS if peer.lost else pacer.sleep_ms(peer, self.clock())
             if timeout > 0:
                 self._poller.wait(timeout)
         return self._conclude(link)
+
+    def _reconnecting(self, link: Link, now: int) -> Link:
+        """The match's connection broke: paused, the host listens and the joiner redials, until the
+        peer takes the match up again or the window closes (MatchPeer decides)."""
+        peer = link.peer
+        if not self._lost_logged:
+            self._lost_logged = True
+            self.log(
+                f"connection lost ({peer.lost_detail}); waiting up to {self.options.reconnect_s} s for it"
+            )
+            self._retire(link.stream)
+            self._redial_at = now
+            self._redial_backoff_ms = REDIAL_FIRST_MS
+        peer.update(now, None)  # the window's deadline; a resume handshake under way moves on
+        if not peer.lost:
+            self._resumed(peer)
+            return link
+        if self.options.role is not Role.JOINER or peer.finished:
+            return link
+        if link.stream.closed or peer.connection.ended is not None:
+            if self._redial_at is None:  # this try failed: the next one after a while
+                self._redial_at = now + self._redial_backoff_ms
+                self._redial_backoff_ms = min(2 * self._redial_backoff_ms, REDIAL_MAX_MS)
+            self._retire(link.stream)
+        if self._redial_at is not None and now >= self._redial_at:
+            self._redial_at = None
+            link = self._redial(peer, now) or link
+        return link
+
+    def _retire(self, stream: Stream) -> None:
+        """Close a connection the match no longer uses, keeping its byte counts for the result."""
+        if stream not in self._retired:
+            self._retired.add(stream)
+            self._bytes_before = (
+                self._bytes_before[0] + stream.bytes_sent,
+                self._bytes_before[1] + stream.bytes_received,
+            )
+        stream.close(linger_ms=0)
+        self._poller.remove(stream)
+
+    def _redial(self, peer: MatchPeer, now: int) -> Link | None:
+        """One try to get the match's connection back: dial the host again and take our seat back."""
+        opts = self.options
+        seat = peer.seat()
+        if seat is None:
+            return None
+        try:
+            stream = start_connect(opts.host, opts.port, CONNECT_TIMEOUT_MS)
+        except TransportError as exc:
+            peer.lost_detail = str(exc)
+            self._redial_at = now + self._redial_backoff_ms
+            return None
+        self._poller.add(stream)
+        config = JoinerConfig(opts.key, opts.name or "joiner", Purpose.RESUME, seat)
+        connection = Connection(
+            Role.JOINER, now, secrets.token_bytes(16), joiner=config, timeouts=opts.timeouts
+        )
+        peer.reconnect(connection, now)
+        self._link = Link(stream, peer)
+        return self._link
 
     def _start(self, peer: MatchPeer, now: int) -> None:
         est = peer.established
@@ -372,8 +488,13 @@ class Session:
                 self._rollbacks_per_s = (engine.rollbacks - count) * 1000 / (now - at)
                 self._rollback_mark = (now, engine.rollbacks)
             rollbacks_per_s = self._rollbacks_per_s
+        phase, message = ("playing" if engine is not None else "handshake"), ""
+        if peer.lost and peer.lost_since is not None:
+            left = max(0, self.options.reconnect_s - (now - peer.lost_since) // 1000)
+            phase, message = "reconnecting", f"connection lost — reconnecting, {left} s"
         return View(
-            phase="playing" if engine is not None else "handshake",
+            phase=phase,
+            message=message,
             state=engine.game.state if engine is not None else None,
             rules=engine.game.rules if engine is not None else None,
             established=peer.established,
@@ -410,8 +531,10 @@ class Session:
             final_chain=outcome.final_chain,
             score=engine.game.state.score() if engine is not None else None,
             stalls=self.pacer.stalls,
-            bytes_sent=link.stream.bytes_sent,
-            bytes_received=link.stream.bytes_received,
+            bytes_sent=self._bytes_before[0] + link.stream.bytes_sent,
+            bytes_received=self._bytes_before[1] + link.stream.bytes_received,
+            reconnects=peer.reconnects,
+            paused_ms=peer.paused_ms,
             rtt_ms=peer.connection.rtt_ms,
             input_delay=est.delay_frames if est else None,
             netcode=est.netcode.name.lower() if est else None,

@@ -37,6 +37,7 @@ import os
 import select
 import selectors
 import socket
+import struct
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -244,6 +245,15 @@ class Stream:
             except OSError:
                 pass
             self._end("closed locally")
+
+    def abort(self) -> None:
+        """Close with a reset (RST), dropping whatever is queued: how a broken link looks to the
+        other end (`pong netsim --cut-at-ms`). Idempotent."""
+        if self.closed:
+            return
+        with contextlib.suppress(OSError):  # closing is all that is left to do, reset or not
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._end("cut")
 
     # -- internals ---------------------------------------------------------------------------------
 

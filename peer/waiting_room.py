@@ -104,7 +104,9 @@ class WaitingRoom:
             link.pump(now)
             link.peer.update(now, None)
             link.flush()
-            established = link.peer.established
+            # A new player's handshake makes its match; one that takes a seat back waits for the
+            # match's own peer to take it over (`resume_request`).
+            established = link.peer.established or link.peer.resume_request
             if established is not None:  # (if it ended at once, the handler's loop will say so)
                 self._handshakes.remove(link)
                 self._route(link, established.purpose)

@@ -245,8 +245,10 @@ def test_selfplay_runs_a_verified_match(pong, tmp_path):
     assert again.finish(timeout=120)[1]["final_chain"] == result["final_chain"], "same seed, same match"
 
 
-def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_replay(pong, tmp_path):
-    h = host(pong, "--points", "99")
+@pytest.mark.parametrize("window", [0, 1])
+def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_replay(pong, tmp_path, window):
+    """At once with --reconnect 0; else once the window for the peer to come back has passed."""
+    h = host(pong, "--points", "99", "--reconnect", str(window))
     j = join(pong, h.port())
     wait_frames(tmp_path / "host.replay", 120, h)
     j.process.send_signal(signal.SIGKILL)
@@ -254,6 +256,10 @@ def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_re
     assert code == 3, h.stderr
     assert result["result"] == "peer_timeout"
     assert "peer_timeout" in h.stderr or "closed" in h.stderr
+    if window:
+        assert "not back within 1 s" in result["detail"]
+        assert any("connection lost" in line for line in h.lines)
+        assert result["reconnects"] == 0 and result["paused_ms"] == 0
     replay, _ = verified(tmp_path / "host.replay")
     assert replay.frames == result["frames"] >= 120
     j.finish()
@@ -261,7 +267,7 @@ def test_a_peer_killed_mid_match_ends_the_survivor_with_exit_3_and_a_complete_re
 
 def test_a_frozen_peer_is_timed_out_by_silence_within_its_timeout(pong, tmp_path):
     """SIGSTOP sends no FIN: only the silence timeout (here --timeout 2) can notice, and it must."""
-    h = host(pong, "--points", "99", "--timeout", "2")
+    h = host(pong, "--points", "99", "--timeout", "2", "--reconnect", "0")
     j = join(pong, h.port())
     wait_frames(tmp_path / "host.replay", 60, h)
     j.process.send_signal(signal.SIGSTOP)
@@ -489,3 +495,26 @@ def test_a_replay_path_that_is_not_a_regular_file_is_refused_before_playing(pong
     code, _ = h.finish(timeout=20)
     assert code == 2
     assert "not a regular file" in h.stderr and "Traceback" not in h.stderr
+
+
+def test_three_cuts_in_one_match_pause_it_and_it_ends_as_the_same_match_without_them(pong, tmp_path):
+    """netsim resets every connection three times; the joiner redials, takes its seat back, and the
+    match ends with the chain of the same match (seed, delay, bots) played without a cut."""
+    same = ("--frames", "240", "--seed", "5", "--delay", "2")
+    h = host(pong, *same, "--fast", name="clean-host.replay")
+    j = join(pong, h.port(), "--fast", name="clean-joiner.replay")
+    (hc, clean), (jc, _) = h.finish(), j.finish()
+    assert hc == jc == 0, (h.stderr, j.stderr)
+    h = host(pong, *same, "--reconnect", "10")
+    port = h.port()
+    with NetSim("127.0.0.1", port, cut_at_ms=(700, 1500, 2300)) as sim:
+        j = join(pong, sim.port, "--reconnect", "10")
+        (hc, hr), (jc, jr) = h.finish(timeout=60), j.finish(timeout=60)
+        assert sim.cuts_done == 3
+    assert hc == jc == 0, (h.stderr, j.stderr)
+    assert hr["final_chain"] == jr["final_chain"] == clean["final_chain"]
+    assert hr["frames"] == jr["frames"] == 240
+    assert hr["reconnects"] == jr["reconnects"] == 3
+    assert hr["paused_ms"] > 0 and jr["paused_ms"] > 0
+    verified(tmp_path / "host.replay")
+    verified(tmp_path / "joiner.replay")

@@ -8,7 +8,10 @@ direction on its own:
 * split (`--split`): each chunk read is cut into random pieces of 1..32 bytes, each with its own
   delay, each written with its own send (TCP_NODELAY), so the receiver sees arbitrary boundaries;
 * rate (`--rate B`): a token bucket releases at most B bytes per second per direction (bursts of at
-  most 1/20 s worth), after the delay.
+  most 1/20 s worth), after the delay;
+* cuts (`--cut-at-ms T,...`): T ms after the proxy starts, every connection it carries is cut with
+  a reset on both sides and whatever it held is lost, as when a link breaks; new connections are
+  carried as before.
 
 When one side closes, what the proxy still holds for the other side is delivered, then that side is
 closed too (half-close is not forwarded). When the target refuses, the client's connection is closed
@@ -31,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -214,6 +217,7 @@ class NetSim:
         listen_port: int = 0,
         bind_host: str = "127.0.0.1",
         log: Callable[[str], None] | None = None,
+        cut_at_ms: Sequence[int] = (),
     ) -> None:
         """Raises `TransportError` (target unresolvable, port in use) or `ValueError` (a loop to itself)."""
         self.impairment = impairment or Impairment()
@@ -232,6 +236,9 @@ class NetSim:
         self.bytes_up = 0  # client -> target, forwarded, over finished connections
         self.bytes_down = 0
         self.writes = 0
+        self._started = time.monotonic()
+        self._cuts = deque(sorted(cut_at_ms))
+        self.cuts_done = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -256,8 +263,14 @@ class NetSim:
             due = link.next_due(now)
             if due is not None:
                 timeout_ms = min(timeout_ms, max(0, int((due - now) * 1000 + 0.999)))
+        if self._cuts:
+            due = self._started + self._cuts[0] / 1000
+            timeout_ms = min(timeout_ms, max(0, int((due - now) * 1000 + 0.999)))
         ready = self._poller.wait(timeout_ms)
         now = time.monotonic()
+        while self._cuts and now >= self._started + self._cuts[0] / 1000:
+            self._cuts.popleft()
+            self._cut_all()
         if self._listener in ready:
             self._accept(now)
         for link in self._links:
@@ -332,6 +345,14 @@ class NetSim:
             self._poller.add(client)
             self._poller.add(target)
 
+    def _cut_all(self) -> None:
+        self.cuts_done += 1
+        for link in list(self._links):
+            link.client.abort()
+            link.target.abort()
+            self._log(f"connection {link.number} cut (cut {self.cuts_done})")
+            self._finish(link)
+
     def _finish(self, link: _Link) -> None:
         self._links.remove(link)
         self.bytes_up += link.up.forwarded_bytes
@@ -379,13 +400,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=types.seed, default=1, help="seed of the jitter and split draws (default 1)"
     )
+    parser.add_argument(
+        "--cut-at-ms",
+        type=cut_times,
+        default=(),
+        metavar="T[,T...]",
+        help="cut every connection (with a reset, losing what is in flight) T ms after start",
+    )
+
+
+def cut_times(text: str) -> tuple[int, ...]:
+    """`--cut-at-ms`: milliseconds after start, comma-separated."""
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or any(not part for part in parts):
+        raise argparse.ArgumentTypeError(f"expected times in ms like 1000,2500, not {text!r}")
+    return tuple(types.milliseconds(part) for part in parts)
 
 
 def run(args: argparse.Namespace) -> int:
     host, port = args.to
     impairment = Impairment(args.delay_ms, args.jitter_ms, args.split, args.rate, args.seed)
     try:
-        sim = NetSim(host, port, impairment, listen_port=args.listen, log=_log_to_stderr)
+        sim = NetSim(
+            host, port, impairment, listen_port=args.listen, log=_log_to_stderr, cut_at_ms=args.cut_at_ms
+        )
     except TransportError as exc:
         raise CommandError(str(exc), exitcodes.NETWORK) from None
     except ValueError as exc:
