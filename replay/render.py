@@ -182,7 +182,7 @@ _fonts: dict[int, Any] = {}
 _font_failed = False
 # SDL_ttf hints small glyphs to whole pixels, which spaces them unevenly ("c hain"): text below
 # this size is drawn SUPERSAMPLE times larger and scaled down.
-SUPERSAMPLE_BELOW = 32
+SUPERSAMPLE_BELOW = 20
 SUPERSAMPLE = 4
 _rendered: dict[tuple[str, int, Colour], Any] = {}  # the lines drawn lately (most repeat every frame)
 _RENDERED_MAX = 256
@@ -251,6 +251,12 @@ def _render(text: str, size: int, colour: Colour) -> Any:
     if scale > 1:
         w, h = image.get_size()
         image = pygame.transform.smoothscale(image, (max(1, w // scale), max(1, h // scale)))
+        # smoothscale rounds down (colour 200 comes out 198, full alpha 253): put back the exact
+        # colour, and alpha by about 1 % (a = a + 3a/256), so a glyph's core is the colour asked.
+        boost = image.copy()
+        boost.fill((0, 0, 0, 3), special_flags=pygame.BLEND_RGBA_MULT)
+        image.blit(boost, (0, 0), special_flags=pygame.BLEND_RGBA_ADD)
+        image.fill(colour, special_flags=pygame.BLEND_RGB_MAX)
     if len(_rendered) >= _RENDERED_MAX:
         _rendered.clear()
     _rendered[key] = image
