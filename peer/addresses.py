@@ -1,21 +1,18 @@
 """The addresses another player can join this machine at, for the host to print.
 
 `--bind 0.0.0.0` listens on every interface, but "0.0.0.0:7788" is no address anyone can dial: a
-host says which of this machine's addresses to give the other player instead. Found without any
-network traffic: the machine's own name as the resolver knows it (normally /etc/hosts) and the
-addresses of its interfaces (Linux: an ioctl per interface and /proc/net/if_inet6).
+host says which of this machine's addresses to give the other player instead (found without any
+network traffic: peer.transport.machine_addresses).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import socket
-import struct
+
+from peer.transport import format_endpoint, machine_addresses
 
 WILDCARDS = ("", "0.0.0.0", "::")
 MAX_SHOWN = 3  # more than this is a wall of text nobody reads
-_SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
 
 
 def reachable_addresses(bind_host: str) -> list[str]:
@@ -25,30 +22,26 @@ def reachable_addresses(bind_host: str) -> list[str]:
     if bind_host not in WILDCARDS:
         return [bind_host]
     ipv6 = bind_host != "0.0.0.0"  # "::" takes IPv4 too on a dual-stack system
-    found = [a for a in dict.fromkeys(_hostname_addresses() + _interface_addresses()) if ipv6 or ":" not in a]
+    found = [a for a in machine_addresses() if _valid(a) and (ipv6 or ":" not in a)]
     usable = [a for a in found if not _ip(a).is_loopback and not _ip(a).is_link_local]
     if not usable:
         return ["::1" if bind_host == "::" else "127.0.0.1"]
     return sorted(usable, key=_rank)
 
 
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def waiting_line(bind_host: str, port: int) -> str:
     """The host's first line: where it waits, as addresses the other player can give `pong join`.
     It starts "waiting for a player on " and names the port (tools/procmatch.py reads it)."""
     if bind_host not in WILDCARDS:
-        return f"waiting for a player on {format_address(bind_host, port)}"
-    shown = [format_address(a, port) for a in reachable_addresses(bind_host)[:MAX_SHOWN]]
+        return f"waiting for a player on {format_endpoint(bind_host, port)}"
+    shown = [format_endpoint(a, port) for a in reachable_addresses(bind_host)[:MAX_SHOWN]]
     return f"waiting for a player on port {port}: the other player runs pong join {' or '.join(shown)}"
 
 
 def join_hint(bind_host: str, port: int) -> str:
     """The same for the window's waiting screen: one short line."""
     first = reachable_addresses(bind_host)[0]
-    return f"the other player runs: pong join {format_address(first, port)}"
+    return f"the other player runs: pong join {format_endpoint(first, port)}"
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -60,31 +53,6 @@ def _rank(address: str) -> tuple[int, str]:
     if ip.version == 4:
         return (0 if ip.is_private else 1), address
     return (2 if ip.is_global else 3), address
-
-
-def _hostname_addresses() -> list[str]:
-    with contextlib.suppress(OSError, UnicodeError):
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_UNSPEC, socket.SOCK_STREAM)
-        return [str(info[4][0]) for info in infos if _valid(str(info[4][0]))]
-    return []
-
-
-def _interface_addresses() -> list[str]:
-    found: list[str] = []
-    with contextlib.suppress(OSError, AttributeError, ImportError):
-        import fcntl  # not on Windows, where only the machine's name is asked
-
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # never sends anything
-            for _, name in socket.if_nameindex():
-                request = struct.pack("256s", name.encode()[:15])
-                with contextlib.suppress(OSError):
-                    reply = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
-                    found.append(socket.inet_ntoa(reply[20:24]))
-    with contextlib.suppress(OSError, ValueError), open("/proc/net/if_inet6") as table:
-        for row in table:
-            digits = row.split()[0]
-            found.append(str(ipaddress.IPv6Address(bytes.fromhex(digits))))
-    return [a for a in found if _valid(a)]
 
 
 def _valid(address: str) -> bool:

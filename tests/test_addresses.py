@@ -12,12 +12,8 @@ from tools.procmatch import listening_port
 
 @pytest.fixture
 def machine(monkeypatch):
-    monkeypatch.setattr(addresses, "_hostname_addresses", lambda: ["127.0.1.1", "203.0.113.7"])
-    monkeypatch.setattr(
-        addresses,
-        "_interface_addresses",
-        lambda: ["127.0.0.1", "192.168.1.20", "::1", "fe80::1", "2001:db8::5"],
-    )
+    found = ["127.0.1.1", "203.0.113.7", "127.0.0.1", "192.168.1.20", "::1", "fe80::1", "2001:db8::5"]
+    monkeypatch.setattr(addresses, "machine_addresses", lambda: found)
 
 
 def test_a_wildcard_bind_names_this_machines_addresses_private_ipv4_first(machine):
@@ -38,8 +34,7 @@ def test_a_specific_bind_is_the_address_to_give(machine):
 
 
 def test_a_machine_with_only_loopback_says_so(monkeypatch):
-    monkeypatch.setattr(addresses, "_hostname_addresses", lambda: ["127.0.1.1"])
-    monkeypatch.setattr(addresses, "_interface_addresses", lambda: ["127.0.0.1", "::1"])
+    monkeypatch.setattr(addresses, "machine_addresses", lambda: ["127.0.1.1", "127.0.0.1", "::1"])
     assert reachable_addresses("0.0.0.0") == ["127.0.0.1"]
 
 
