@@ -131,7 +131,7 @@ def run_pair(
             back_at = ticks + drops[ticks]
         if back_at is not None and ticks >= back_at:
             back_at = None
-            _take_seat_back(host, joiner, now, key, ticks)
+            take_seat_back(host, joiner, now, key, ticks)
         for peer, link in ((host, to_host), (joiner, to_joiner)):
             data = link.deliver(now)
             if data:
@@ -152,8 +152,9 @@ def run_pair(
     return PairRun(host, joiner, to_host, to_joiner, ticks, host_stalls, joiner_stalls)
 
 
-def _take_seat_back(host: MatchPeer, joiner: MatchPeer, now: int, key: bytes | None, tick: int) -> None:
-    """New connections for both sides, as the joiner's redial and the host's listener make them."""
+def take_seat_back(host: MatchPeer, joiner: MatchPeer, now: int, key: bytes | None, tick: int) -> None:
+    """New connections for both sides after a drop, as the joiner's redial and the host's listener
+    make them (`tick` makes their nonces fresh)."""
     joiner_seat, host_seat = joiner.seat(), host.seat()
     if joiner_seat is None or host_seat is None:
         return  # a side whose match is over has nothing to resume

@@ -54,7 +54,7 @@ from peer.messages import (
     Welcome,
 )
 from peer.messages import encode as encode_message
-from peer.pair import make_pair
+from peer.pair import make_pair, take_seat_back
 from peer.protocol import Phase
 from replay.format import CRC, RECORD_HEAD, TAG_CHUNK, ReplayCorruptError, ReplayError
 from replay.reader import parse_replay
@@ -368,9 +368,13 @@ class _Recorder:
             self.chains.append(event.chain)
 
 
+RECONNECT_MS = 20_000
+
+
 class TwoPeersMachine(CountedMachine):
-    """Two peers in memory, random pacing, a link that splits, merges and holds back bytes; in
-    lockstep or rollback (any max rollback, 0 included).
+    """Two peers in memory, random pacing, a link that splits, merges and holds back bytes, and
+    breaks now and then (the joiner then takes its seat back); in lockstep or rollback (any max
+    rollback, 0 included).
 
     Invariant: both sides confirm the same inputs and the same chains, and memory stays bounded.
     At the end the rest of the match is played out, and both ends must tell the same story: a
@@ -387,6 +391,7 @@ class TwoPeersMachine(CountedMachine):
         desync=st.one_of(st.none(), st.tuples(st.integers(0, 1), st.integers(1, 700))),
         netcode=st.sampled_from(Netcode),
         max_rollback=st.integers(0, 10),
+        reconnect=st.booleans(),
     )
     def start(
         self,
@@ -396,6 +401,7 @@ class TwoPeersMachine(CountedMachine):
         desync: tuple[int, int] | None,
         netcode: Netcode,
         max_rollback: int,
+        reconnect: bool,
     ) -> None:
         rules = Rules(points_to_win=99, frame_limit=frames)
         side, at = desync if desync is not None else (0, None)
@@ -407,7 +413,10 @@ class TwoPeersMachine(CountedMachine):
             joiner_desync_at=at if side == 1 else None,
             netcode=netcode,
             max_rollback=max_rollback,
+            reconnect_ms=RECONNECT_MS if reconnect else 0,
         )
+        self.reconnect = reconnect
+        self.drops = 0
         self.frames = frames
         self.desync_at = at
         self.quitter: int | None = None
@@ -451,6 +460,26 @@ class TwoPeersMachine(CountedMachine):
                     del buf[:size]
                     self._peers()[1 - which].receive_data(chunk, self.now)
 
+    @precondition(lambda self: self.reconnect)
+    @rule(chance=st.integers(0, 9))
+    def drop(self, chance: int) -> None:
+        """The link breaks now and then: what is in flight is lost, both sides see it end."""
+        if chance:
+            return
+        for buf in self.pending:
+            buf.clear()
+        for peer in self._peers():
+            peer.receive_data(b"", self.now)
+        self.drops += 1
+
+    @precondition(lambda self: self.host.lost or self.joiner.lost)
+    @rule()
+    def take_seat_back(self) -> None:
+        """The joiner redials and takes its seat back over new connections."""
+        for buf in self.pending:
+            buf.clear()  # the old connections' bytes never arrive over the new ones
+        take_seat_back(self.host, self.joiner, self.now, None, self.drops)
+
     @precondition(lambda self: self.quitter is None)
     @rule(which=st.integers(0, 1), chance=st.integers(0, 29))
     def quit(self, which: int, chance: int) -> None:
@@ -484,6 +513,8 @@ class TwoPeersMachine(CountedMachine):
         for _ in range(4 * self.frames + 2000):
             if self.host.finished and self.joiner.finished:
                 break
+            if self.host.lost or self.joiner.lost:
+                self.take_seat_back()
             self.now += 16
             for which in (0, 1):
                 peer, other = self._peers()[which], self._peers()[1 - which]
@@ -524,7 +555,9 @@ class TwoPeersMachine(CountedMachine):
             engine = peer.engine
             held = engine.remote_inputs_held() - engine.frame
             assert held <= engine.max_ahead + 1, "remote inputs beyond the limit"
-            assert peer.connection.phase in (Phase.PLAYING, Phase.CLOSING, Phase.ENDED), peer.connection.phase
+            # Once the match runs, a connection in its handshake is one taking a seat back.
+            phases = (Phase.PLAYING, Phase.CLOSING, Phase.ENDED)
+            assert peer.lost or peer.connection.phase in phases, peer.connection.phase
 
 
 # --- replays -------------------------------------------------------------------------------------
