@@ -129,8 +129,12 @@ PEAK_RSS = """
 import resource, sys
 from tools.cli import main
 code = main(["replay", "verify", sys.argv[1]])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-print(code, peak // (1 << 20 if sys.platform == "darwin" else 1 << 10))
+try:  # Linux: this program's own peak (ru_maxrss would include the forking pytest's size)
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+except OSError:  # elsewhere ru_maxrss, in bytes on macOS
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+print(code, peak_kib // 1024)
 """
 
 
