@@ -22,8 +22,6 @@ its slot came (in `--fast`, any frame that had to wait for the peer's input); ea
 
 from __future__ import annotations
 
-from collections import deque
-
 from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
 from peer.match import InputSource, MatchPeer
@@ -35,31 +33,35 @@ ADVANTAGE_DEAD_BAND_MS = 1.0  # timings are whole milliseconds: a smaller lead i
 ADVANTAGE_SMOOTHING = 1 / 8  # weight of the newest frame in the estimate
 WAIT_GAIN = 1 / 8  # the share of the estimated lead waited off per frame
 MAX_SLEEP_MS = 20  # wake at least this often (the window's events, the protocol's timers)
+MAX_UNPAIRED_FRAMES = 256  # far more than an honest peer is ever ahead or behind
 HANDSHAKE_SLEEP_MS = 10
 FAST_IDLE_SLEEP_MS = 5
 
 
 class FrameAdvantage:
-    """How many milliseconds our schedule runs ahead of the peer's, from when inputs were sampled
-    and arrived (no clock of its own: callers pass the times)."""
+    """How many milliseconds our schedule runs ahead of the peer's, from when each frame's inputs
+    were sampled here and arrived from the peer (no clock of its own: callers pass the times)."""
 
     def __init__(self) -> None:
-        self._sampled: deque[float] = deque()  # our sample times of frames the peer has not sent yet
-        self._arrived: deque[float] = deque()  # arrival times of the peer's inputs we have not sampled
+        # Frame -> time, for frames whose other half is not known yet (the peer's input, or ours).
+        self._sampled: dict[int, float] = {}
+        self._arrived: dict[int, float] = {}
         self.estimate: float | None = None  # smoothed lead in ms; None before the first frame
 
-    def local_sampled(self, now_ms: float, rtt_ms: int | None) -> None:
-        if self._arrived:
-            self._observe(self._arrived.popleft(), now_ms, rtt_ms)
+    def local_sampled(self, frame: int, now_ms: float, rtt_ms: int | None) -> None:
+        arrived = self._arrived.pop(frame, None)
+        if arrived is None:
+            _remember(self._sampled, frame, now_ms)
         else:
-            self._sampled.append(now_ms)
+            self._observe(arrived, now_ms, rtt_ms)
 
-    def remote_arrived(self, now_ms: float, count: int, rtt_ms: int | None) -> None:
-        for _ in range(count):
-            if self._sampled:
-                self._observe(now_ms, self._sampled.popleft(), rtt_ms)
+    def remote_arrived(self, frames: range, now_ms: float, rtt_ms: int | None) -> None:
+        for frame in frames:
+            sampled = self._sampled.pop(frame, None)
+            if sampled is None:
+                _remember(self._arrived, frame, now_ms)
             else:
-                self._arrived.append(now_ms)
+                self._observe(now_ms, sampled, rtt_ms)
 
     def _observe(self, arrived_ms: float, sampled_ms: float, rtt_ms: int | None) -> None:
         # The peer sampled its input for this frame about half a round trip before it arrived.
@@ -81,6 +83,12 @@ class FrameAdvantage:
         return wait
 
 
+def _remember(times: dict[int, float], frame: int, now_ms: float) -> None:
+    times[frame] = now_ms
+    if len(times) > MAX_UNPAIRED_FRAMES:  # frames the other half never comes for (a resent stretch)
+        del times[min(times)]
+
+
 class Pacer:
     """Drives one `MatchPeer` once its match is established: realtime at 60 Hz, or `fast`."""
 
@@ -92,14 +100,14 @@ class Pacer:
         self.waited_ms = 0.0  # total time added to slots to let the peer catch up
         self._stalled_frame = -1
         self._next_sample = 0.0
-        self._remote_seen = 0  # the peer's inputs seen so far (as the engine counts them)
+        self._remote_seen = 0  # the first frame whose peer input the time sync has not seen yet
 
     def start(self, peer: MatchPeer, now_ms: int) -> None:
         """The match is established: the first local input is due now."""
         assert peer.engine is not None and peer.established is not None
         self._next_sample = float(now_ms)
         # Inputs of the first `delay` frames are neutral on both sides: the first sampled input is
-        # for frame `delay`, and so is the peer's first. Count only what arrives after that.
+        # for frame `delay`, and so is the peer's first.
         self._remote_seen = peer.established.delay_frames
         self._note_arrivals(peer, now_ms)
 
@@ -121,7 +129,7 @@ class Pacer:
         self._note_arrivals(peer, now_ms)
 
         def sample(state: State) -> int:
-            self.advantage.local_sampled(now_ms, peer.connection.rtt_ms)
+            self.advantage.local_sampled(peer.local_inputs_end, now_ms, peer.connection.rtt_ms)
             return local_input(state)
 
         if self.fast:
@@ -168,7 +176,7 @@ class Pacer:
             return
         seen = engine.remote_input_end()
         if seen > self._remote_seen:
-            self.advantage.remote_arrived(now_ms, seen - self._remote_seen, peer.connection.rtt_ms)
+            self.advantage.remote_arrived(range(self._remote_seen, seen), now_ms, peer.connection.rtt_ms)
             self._remote_seen = seen
 
     def _count_stall(self, peer: MatchPeer, now_ms: int) -> None:

@@ -15,7 +15,14 @@ import pytest
 from lockstep.bots import make_bot
 from lockstep.rules import Rules
 from peer.match import MatchPeer
-from peer.pacer import MAX_CATCH_UP_TICKS, MAX_WAIT_PER_FRAME_MS, TICK_MS, FrameAdvantage, Pacer
+from peer.pacer import (
+    ADVANTAGE_SMOOTHING,
+    MAX_CATCH_UP_TICKS,
+    MAX_WAIT_PER_FRAME_MS,
+    TICK_MS,
+    FrameAdvantage,
+    Pacer,
+)
 from peer.pair import Link, make_pair
 
 FRAMES = 600
@@ -166,15 +173,31 @@ def test_fast_sleeps_while_waiting_for_the_goodbye_instead_of_spinning():
 def test_frame_advantage_waits_only_when_ahead_and_at_most_a_fraction_of_a_tick():
     ahead = FrameAdvantage()
     for frame in range(20):  # our input sampled at t, the peer's for the same frame arrives 40 ms later
-        ahead.local_sampled(frame * TICK_MS, rtt_ms=10)
-        ahead.remote_arrived(frame * TICK_MS + 40, 1, rtt_ms=10)
+        ahead.local_sampled(frame, frame * TICK_MS, rtt_ms=10)
+        ahead.remote_arrived(range(frame, frame + 1), frame * TICK_MS + 40, rtt_ms=10)
     assert ahead.estimate == pytest.approx(35)  # minus half the round trip
     waits = [ahead.wait_ms() for _ in range(200)]
     assert all(0 < w <= MAX_WAIT_PER_FRAME_MS for w in waits[:10])
     assert sum(waits) == pytest.approx(34, abs=1)  # the lead, down to the dead band, and no more
     behind = FrameAdvantage()
     for frame in range(20):  # the peer's input arrives first: we are behind
-        behind.remote_arrived(frame * TICK_MS, 1, rtt_ms=10)
-        behind.local_sampled(frame * TICK_MS + 30, rtt_ms=10)
+        behind.remote_arrived(range(frame, frame + 1), frame * TICK_MS, rtt_ms=10)
+        behind.local_sampled(frame, frame * TICK_MS + 30, rtt_ms=10)
     assert behind.estimate is not None and behind.estimate < 0
     assert behind.wait_ms() == 0
+
+
+def test_frame_advantage_pairs_inputs_by_frame_and_forgets_frames_never_paired():
+    sync = FrameAdvantage()
+    sync.remote_arrived(range(0, 40), 0.0, rtt_ms=0)  # resent after a drop: never sampled here again
+    for frame in range(40, 400):  # from here on the peer's input for each frame arrives 5 ms after ours
+        sync.local_sampled(frame, frame * TICK_MS, rtt_ms=0)
+        sync.remote_arrived(range(frame, frame + 1), frame * TICK_MS + 5, rtt_ms=0)
+    assert sync.estimate == pytest.approx(5)
+    # Arrivals never paired are forgotten beyond a bound (memory stays small whatever a peer
+    # sends): the oldest no longer count, the newest still do.
+    sync.remote_arrived(range(400, 1400), 10_000.0, rtt_ms=0)
+    sync.local_sampled(400, 0.0, rtt_ms=0)
+    assert sync.estimate == pytest.approx(5)
+    sync.local_sampled(1399, 10_000.0 - 85, rtt_ms=0)
+    assert sync.estimate == pytest.approx(5 + (85 - 5) * ADVANTAGE_SMOOTHING)
