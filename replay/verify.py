@@ -83,10 +83,12 @@ def verify_replay(replay: Replay) -> VerifyResult:
     start = 0
     for frame, expected in replay.checkpoints:
         if not checker.check(replay.frame_inputs[start:frame], expected):
-            return checker.result(replay.truncated, end_reason=replay.end_reason)
+            break
         start = frame
-    if replay.footer is not None:
-        checker.check(b"", replay.footer.final_chain)
+    else:
+        if replay.footer is not None:
+            checker.check(b"", replay.footer.final_chain)
+    # The whole file was read: its end reason and warnings are known either way.
     return checker.result(replay.truncated, end_reason=replay.end_reason, warnings=tuple(replay.warnings))
 
 
