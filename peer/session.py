@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lockstep.engine import DesyncDetected
-from lockstep.rollback import DEFAULT_MAX_ROLLBACK, RollbackEngine
+from lockstep.game import Snapshot
+from lockstep.rollback import DEFAULT_MAX_ROLLBACK, AnyEngine, RollbackEngine
 from lockstep.rules import Rules
 from lockstep.state import State
 from peer.fanout import Fanout
@@ -178,6 +179,12 @@ class SessionResult:
             "reconnects": self.reconnects,
             "paused_ms": self.paused_ms,
         }
+
+
+def _confirmed_state(engine: AnyEngine) -> State:
+    """The game's state at the confirmed frame (under rollback `game` may stand on predictions)."""
+    snapshot = engine.snapshot_at(engine.frame)
+    return snapshot.state if isinstance(snapshot, Snapshot) else engine.game.state
 
 
 def _now_ms() -> int:
@@ -529,7 +536,7 @@ class Session:
             outcome.by_remote,
             frames=outcome.frames,
             final_chain=outcome.final_chain,
-            score=engine.game.state.score() if engine is not None else None,
+            score=_confirmed_state(engine).score() if engine is not None else None,
             stalls=self.pacer.stalls,
             bytes_sent=self._bytes_before[0] + link.stream.bytes_sent,
             bytes_received=self._bytes_before[1] + link.stream.bytes_received,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 
@@ -107,3 +108,34 @@ def test_a_rollback_match_between_two_processes_at_100ms_rtt(pong, tmp_path):
         assert verify_replay(replay).ok and replay.frames == result["frames"]
         with open(tmp_path / f"{name}.replay", "rb") as file:
             assert ReplayReader(file, name).header.netcode == "rollback"
+
+
+def test_a_desync_under_rollback_is_caught_reported_and_explained_like_in_lockstep(pong, tmp_path):
+    """The joiner departs at frame 150 (--debug-desync-at) in a rollback match over a 40 ms RTT
+    link: both stop with desync at 150..152, write their reports, and `pong desync` on the two
+    replays names frame 150 and ball_y, as it does for lockstep."""
+    frame = 150
+    bot = ("--headless", "--bot", "tracker", "--fast", "--json")
+    h = pong("host", "--port", "0", "--netcode", "rollback", "--seed", "9", *bot, "--record", "host.replay")
+    with NetSim("127.0.0.1", h.port(), Impairment(delay_ms=20)) as sim:
+        j = pong(
+            "join",
+            f"127.0.0.1:{sim.port}",
+            *bot,
+            "--record",
+            "joiner.replay",
+            "--debug-desync-at",
+            str(frame),
+        )
+        (hc, hr), (jc, jr) = h.finish(timeout=120), j.finish(timeout=120)
+    assert hc == jc == 1, (h.stderr, j.stderr)
+    for result in (hr, jr):
+        assert result["result"] == "desync" and result["netcode"] == "rollback"
+        assert frame <= result["desync_frame"] <= frame + 2
+        report = json.loads((tmp_path / result["report"]).read_text())
+        assert frame <= report["frame"] <= frame + 2
+        assert report["state_first_divergent"] is not None and report["state_last_agreed"] is not None
+    code, out = pong("desync", "host.replay", "joiner.replay", "--json").finish()
+    assert code == 1 and out is not None
+    assert out["diverged"] is True and out["first_frame"] == frame
+    assert [item["field"] for item in out["diff"]] == ["ball_y"]
