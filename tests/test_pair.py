@@ -287,5 +287,7 @@ def test_a_late_handshake_goodbye_without_words_is_explained_not_left_empty():
     host, _ = _established_pair()
     host.receive_data(encode_message(Goodbye("handshake_timeout", 0, bytes(8), "")), 5000)
     assert host.outcome.result == "handshake_timeout" and host.outcome.by_remote
-    assert host.outcome.detail == "the other player gave up before its handshake completed (handshake timeout)"
+    assert (
+        host.outcome.detail == "the other player gave up before its handshake completed (handshake timeout)"
+    )
     assert "()" not in host.outcome.detail
