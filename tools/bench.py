@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
         results[figure.key] = round(value, 4)
         verdict = "ok" if figure.meets(value) else "MISSED"
         lines.append(
-            f"{figure.key:24} {value:14,.3f} {figure.unit:10} target {figure.relation} {figure.target:,} "
+            f"{figure.key:30} {value:14,.3f} {figure.unit:10} target {figure.relation} {figure.target:,} "
             f"{verdict}"
         )
     report("\n".join(lines), results, args.json)
