@@ -75,11 +75,7 @@ class ReplayRecorder:
 
     def open(self, established: Established, created_unix: int) -> None:
         """The match starts: write the header (a failure is kept, and told by the first `take`)."""
-        names = (
-            (established.local_name, established.remote_name)
-            if established.local_slot == 0
-            else (established.remote_name, established.local_name)
-        )
+        names = established.names
         try:
             self._writer = ReplayWriter(
                 self.path,

@@ -117,7 +117,7 @@ def desync_report(peer: MatchPeer, desync: DesyncDetected, replay_path: str) -> 
     first = max(0, frame - INPUT_HISTORY_FRAMES)  # the window always holds `frame` and the one before
     last = min(engine.frame, first + MAX_RECENT_FRAMES - 1)
     outcome = peer.outcome
-    names = (est.local_name, est.remote_name) if est.local_slot == 0 else (est.remote_name, est.local_name)
+    names = est.names
     return {
         "report_format": REPORT_FORMAT,
         "kind": REPORT_KIND,

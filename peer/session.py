@@ -16,7 +16,6 @@ The session owns the result.
 
 from __future__ import annotations
 
-import platform
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from lockstep.game import Snapshot
 from lockstep.rollback import DEFAULT_MAX_ROLLBACK, AnyEngine, RollbackEngine
 from lockstep.rules import Rules
 from lockstep.state import State
+from peer.addresses import join_hint, waiting_line
 from peer.fanout import Fanout
 from peer.match import LINGER_MS, MatchPeer, Outcome
 from peer.messages import Netcode, Purpose
@@ -152,6 +152,11 @@ class SessionResult:
     deepest_rollback: int = 0  # the most frames one rollback re-simulated
     reconnects: int = 0  # how many times play resumed after a drop
     paused_ms: int = 0  # total time paused for them
+
+    def score_ours_first(self) -> tuple[int, int]:
+        """(our points, theirs): the score is kept left paddle first."""
+        left, right = self.score or (0, 0)
+        return (left, right) if self.local_slot == 0 else (right, left)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -282,13 +287,10 @@ class Session:
         )
         room.routes[Purpose.PLAY] = self._take_seat
         room.routes[Purpose.RESUME] = self._seat_taken_back
-        self.log(f"waiting for a player on {format_endpoint(opts.host, listener.port)}")
-        # The address to give a friend: a wildcard bind is reachable by this machine's name.
-        reachable = platform.node() if opts.host in ("0.0.0.0", "::", "") else opts.host
+        # A wildcard bind is no address to give the other player: name this machine's instead.
+        self.log(waiting_line(opts.host, listener.port))
         waiting = View(
-            "waiting",
-            f"waiting for a player on port {listener.port}",
-            f"the other player runs: pong join {format_endpoint(reachable, listener.port)}",
+            "waiting", f"waiting for a player on port {listener.port}", join_hint(opts.host, listener.port)
         )
         while self._link is None:
             if self.frontend.quit_requested():
@@ -467,11 +469,10 @@ class Session:
         self._play_started = (time.monotonic(), time.process_time())
         self.pacer.start(peer, now)
         self.frontend.started(est)
-        side = "left" if est.local_slot == 0 else "right"
         frames = "frame" if est.delay_frames == 1 else "frames"
         netcode = "" if est.netcode is Netcode.LOCKSTEP else f", {est.netcode.name.lower()}"
         self.log(
-            f"playing {est.remote_name} ({side} paddle is yours); input delay {est.delay_frames} {frames}, "
+            f"vs {est.remote_name}: you are the {est.side} paddle; input delay {est.delay_frames} {frames}, "
             f"RTT {est.rtt_ms} ms, seed {est.seed}{netcode}"
         )
 

@@ -53,8 +53,7 @@ def result_text(result: SessionResult, names: tuple[str, str] | None = None) -> 
         lines.append(f"{names[0]}  {left} - {right}  {names[1]}" if names else f"{left} - {right}")
     redundant = {"", "match over", "you quit", "the other player quit"}
     if result.result == "finished" and result.score is not None:
-        left, right = result.score
-        mine, theirs = (left, right) if result.local_slot == 0 else (right, left)
+        mine, theirs = result.score_ours_first()
         headline = "You won!" if mine > theirs else "You lost" if mine < theirs else "A draw"
     elif result.result == "desync" and result.desync is not None:
         headline = f"Desync at frame {result.desync.frame}"
@@ -79,9 +78,7 @@ def names_of(established: Established | None) -> tuple[str, str] | None:
     """Both players' names, left paddle first."""
     if established is None:
         return None
-    if established.local_slot == 0:
-        return established.local_name, established.remote_name
-    return established.remote_name, established.local_name
+    return established.names
 
 
 def in_sync_text(last_agreed_chain: str) -> str:
@@ -195,9 +192,8 @@ class WindowFrontend:
             self._mark_own_paddle(view, est.local_slot)
         state = view.state
         if state.frame < view.rules.serve_delay_frames and est is not None:
-            side = "left" if est.local_slot == 0 else "right"
             self._centre_text("Get ready!", -40, 56, ALERT)
-            self._centre_text(f"you are the {side} paddle: W/S or arrow keys", 20, 26, INFO)
+            self._centre_text(f"you are the {est.side} paddle: W/S or arrow keys", 20, 26, INFO)
             # The countdown to the first serve, as a bar that empties.
             width, height = surface.get_size()
             full = width // 3

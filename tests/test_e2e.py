@@ -363,7 +363,7 @@ def test_a_third_connection_during_a_match_gets_session_full_and_the_match_goes_
     h = host(pong, "--frames", "240")
     port = h.port()
     j = join(pong, port)
-    h.wait_line("playing ")
+    h.wait_line("vs ")
     third = join(pong, port, name="third.replay")
     code, result = third.finish()
     assert code == 3 and result["result"] == "session_full"

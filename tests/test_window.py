@@ -355,7 +355,7 @@ def test_a_window_closed_from_outside_ends_the_match_as_a_quit(tmp_path):
         host = Pong("host", "--port", "0", "--json", "--record", "host.replay", cwd=tmp_path, env=env)
         port = host.port()
         joiner = Pong("join", f"127.0.0.1:{port}", "--headless", "--bot", "tracker", "--json", cwd=tmp_path)
-        host.wait_line("playing ")
+        host.wait_line("vs ")
         window = xdotool(display, "search", "--sync", "--onlyvisible", "--pid", str(host.pid)).splitlines()[0]
         xdotool(display, "windowclose", window)
         code, result = host.finish(timeout=30)

@@ -69,7 +69,7 @@ def two_window_match(directory: Path, frames: int, shot: Path | None = None) -> 
         ]
         xdotool(display, "windowfocus", "--sync", window)
         xdotool(display, "keydown", "s")
-        host.wait_line("playing ")
+        host.wait_line("vs ")
         if shot is not None:
             screenshot(display, shot)
         host_code, host_result = host.finish(timeout=60)

@@ -308,8 +308,7 @@ def summary(result: SessionResult) -> str:
         where += f"; report {result.report}"
     chain = f"; final chain {result.final_chain.hex()}" if result.final_chain else ""
     if result.result == "finished":
-        left, right = result.score or (0, 0)
-        mine = (left, right) if result.local_slot == 0 else (right, left)
+        mine = result.score_ours_first()
         verdict = "you won" if mine[0] > mine[1] else "you lost" if mine[0] < mine[1] else "a draw"
         note = f" ({result.detail})" if result.detail != "match over" else ""
         return f"finished: {verdict} {mine[0]}-{mine[1]} after {result.frames} frames{note}{chain}{where}"
