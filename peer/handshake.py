@@ -64,6 +64,8 @@ class HostConfig:
     seat: Callable[[], Seat | None] | None = None
     # Set while a match is on: a new player is refused `session_full` with these words.
     seat_taken: str | None = None
+    # Set while no spectator can be taken: a new one is refused `spectators_full` with these words.
+    spectators_full: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,8 @@ class HostHandshake(_Handshake):
                 "rules_mismatch", f"simulation versions differ: host {SIM_VERSION}, joiner {joiner_sim}"
             )
             return
-        if message.purpose is Purpose.PLAY and (message.match_id or message.held):
-            raise RemoteProtocolError("a hello to play a new match names a match or held inputs")
+        if message.purpose in (Purpose.PLAY, Purpose.WATCH) and (message.match_id or message.held):
+            raise RemoteProtocolError("a hello to play or watch names a match or held inputs")
         if message.purpose is Purpose.RESUME and len(message.match_id) != MATCH_ID_SIZE:
             raise RemoteProtocolError("a hello to take a seat back names no match")
         if message.purpose not in self.config.purposes:
@@ -231,6 +233,9 @@ class HostHandshake(_Handshake):
         self.purpose = message.purpose
         if message.purpose is Purpose.PLAY and self.config.seat_taken is not None:
             self.refuse("session_full", self.config.seat_taken)
+            return
+        if message.purpose is Purpose.WATCH and self.config.spectators_full is not None:
+            self.refuse("spectators_full", self.config.spectators_full)
             return
         if message.purpose is Purpose.RESUME:
             seat = self.config.seat() if self.config.seat is not None else None
@@ -260,7 +265,10 @@ class HostHandshake(_Handshake):
             self._resume(message.seat_proof)
             return
         if message.seat_proof:
-            raise RemoteProtocolError("a new player sent a seat proof")
+            raise RemoteProtocolError("a new player or spectator sent a seat proof")
+        if self.purpose is Purpose.WATCH:
+            self._admit_spectator()
+            return
         self._rtt_samples.append(max(0, self.now_ms - self._challenge_sent_ms))
         self.state = HostState.PROBING
         self._continue_probing()
@@ -304,6 +312,22 @@ class HostHandshake(_Handshake):
             purpose=Purpose.RESUME,
             remote_inputs_from=seat.held,
             resend_from=self._resend_from,
+        )
+
+    def _admit_spectator(self) -> None:
+        """A spectator proved the key: no round trip to measure, no seat. The stream goes to
+        peer.watching, whose first word is the match (or pings until there is one)."""
+        config = self.config
+        self.state = HostState.DONE
+        self.established = Established(
+            config.rules,
+            config.seed,
+            0,
+            0,
+            name_as_sent(config.name),
+            self.remote_name,
+            0,
+            purpose=Purpose.WATCH,
         )
 
     def _continue_probing(self) -> None:

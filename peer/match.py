@@ -82,6 +82,7 @@ class MatchPeer:
         self.paused_ms = 0
         # A waiting room's handshake that came to take a seat back: for the match, not for this peer.
         self.resume_request: Established | None = None
+        self.watch_request: Established | None = None  # a waiting room's spectator, likewise
 
     # -- the caller's loop ----------------------------------------------------------------------
     def receive_data(self, data: bytes, now_ms: int) -> None:
@@ -227,6 +228,10 @@ class MatchPeer:
             except RemoteAheadError as exc:
                 conn.fail_remote(str(exc))
                 self._conclude("protocol_error", str(exc), by_remote=False)
+                return
+            if isinstance(event, Established) and event.purpose is Purpose.WATCH:
+                # A waiting room's spectator: its stream goes to peer.watching, not to a match.
+                self.watch_request = event
                 return
             if isinstance(event, Established) and event.purpose is Purpose.RESUME:
                 if self.engine is None:

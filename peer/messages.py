@@ -33,6 +33,10 @@ PROOF_SIZE = 32
 MAX_NAME_BYTES = 32
 MAX_DETAIL_BYTES = 200
 MAX_PAYLOAD = 1024  # no legal message comes near this; anything bigger is refused
+MAX_CHAT_BYTES = 120  # one short line of chat
+FRAMES_OVERHEAD = 12  # a batch of frames: its first frame (u32) and the chain after its last (8)
+MAX_BATCH_FRAMES = MAX_PAYLOAD - FRAMES_OVERHEAD
+MAX_FRAME_INPUT = 15  # both players' 2-bit inputs, packed
 
 # The reasons a host may give when it refuses a connection; the others end a match that exists.
 HANDSHAKE_REASONS = (
@@ -58,6 +62,9 @@ TAG_CHAIN = 6
 TAG_PING = 7
 TAG_PONG = 8
 TAG_GOODBYE = 9
+TAG_MATCH_INFO = 10
+TAG_FRAMES = 11
+TAG_CHAT = 12
 
 
 class Purpose(enum.IntEnum):
@@ -179,7 +186,53 @@ class Goodbye:
     detail: str
 
 
-Message = Hello | Challenge | Auth | Welcome | Refuse | Input | ChainCheck | Ping | Pong | Goodbye
+@dataclass(frozen=True, slots=True)
+class MatchInfo:
+    """Host -> spectator, once: the match it follows (what a replay's header holds) and the host's
+    frame when the spectator was admitted. Frames follow from frame 0."""
+
+    seed: int
+    delay_frames: int
+    rules_id: bytes
+    names: tuple[str, str]  # (left, right)
+    netcode: Netcode
+    joined_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """Host -> spectator: confirmed frames `first` .. `first + len(inputs) - 1` (one packed input
+    byte each, replay numbering: input i turns state i into state i + 1) and `chain`, the chain
+    after the last of them, a checkpoint the spectator's re-simulation must meet."""
+
+    first: int
+    inputs: bytes
+    chain: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A line of chat: sent with an empty name, relayed by the host with the sender's."""
+
+    name: str
+    text: str
+
+
+Message = (
+    Hello
+    | Challenge
+    | Auth
+    | Welcome
+    | Refuse
+    | Input
+    | ChainCheck
+    | Ping
+    | Pong
+    | Goodbye
+    | MatchInfo
+    | Frames
+    | Chat
+)
 
 
 def printable(text: str) -> str:
@@ -262,6 +315,24 @@ def encode(message: Message) -> bytes:
             + utf8_prefix(message.detail, MAX_DETAIL_BYTES)
         )
         return _framed(TAG_GOODBYE, payload)
+    if isinstance(message, MatchInfo):
+        payload = (
+            _U64.pack(message.seed)
+            + _U8.pack(message.delay_frames)
+            + _short_bytes(message.rules_id)
+            + _short_bytes(utf8_prefix(message.names[0], MAX_NAME_BYTES))
+            + _short_bytes(utf8_prefix(message.names[1], MAX_NAME_BYTES))
+            + _U8.pack(message.netcode)
+            + _U32.pack(message.joined_at)
+        )
+        return _framed(TAG_MATCH_INFO, payload)
+    if isinstance(message, Frames):
+        return _framed(TAG_FRAMES, _U32.pack(message.first) + message.chain + message.inputs)
+    if isinstance(message, Chat):
+        payload = _short_bytes(utf8_prefix(message.name, MAX_NAME_BYTES)) + utf8_prefix(
+            message.text, MAX_CHAT_BYTES
+        )
+        return _framed(TAG_CHAT, payload)
     raise TypeError(f"not a message: {message!r}")
 
 
@@ -391,6 +462,30 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         r = _Reader(payload, "goodbye")
         reason, frame, chain = r.reason(), r.u64(), r.take(8)
         return Goodbye(reason, frame, chain, r.text(r.rest()[:MAX_DETAIL_BYTES]))
+    if tag == TAG_MATCH_INFO:
+        r = _Reader(payload, "match info")
+        seed, delay, rules = r.u64(), r.u8(), r.short_bytes(255)
+        left, right = r.text(r.short_bytes(MAX_NAME_BYTES)), r.text(r.short_bytes(MAX_NAME_BYTES))
+        netcode, joined_at = r.u8(), r.u32()
+        r.done()
+        if netcode not in tuple(Netcode):
+            raise RemoteProtocolError(f"match info names an unknown netcode {netcode}")
+        return MatchInfo(seed, delay, rules, (left, right), Netcode(netcode), joined_at)
+    if tag == TAG_FRAMES:
+        r = _Reader(payload, "frames")
+        first, chain, inputs = r.u32(), r.take(8), r.rest()
+        if not inputs:
+            raise RemoteProtocolError("a batch of frames holds no frame")
+        if max(inputs) > MAX_FRAME_INPUT:
+            raise RemoteProtocolError(f"a batch of frames holds an input above {MAX_FRAME_INPUT}")
+        return Frames(first, inputs, chain)
+    if tag == TAG_CHAT:
+        r = _Reader(payload, "chat")
+        name = r.text(r.short_bytes(MAX_NAME_BYTES))
+        text = r.rest()
+        if len(text) > MAX_CHAT_BYTES:
+            raise RemoteProtocolError(f"a chat line of {len(text)} bytes exceeds {MAX_CHAT_BYTES}")
+        return Chat(name, r.text(text))
     raise RemoteProtocolError(f"unknown message tag {tag}")
 
 
@@ -406,6 +501,12 @@ class Decoder:
     @property
     def buffered(self) -> int:
         return len(self._buffer)
+
+    def take_rest(self) -> bytes:
+        """The bytes not decoded yet, for the machine the stream is handed over to."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return rest
 
     def next_message(self) -> Message | None:
         """The next complete message, None when more bytes are needed."""

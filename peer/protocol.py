@@ -24,7 +24,17 @@ from peer.handshake import (
     JoinerConfig,
     JoinerHandshake,
 )
-from peer.messages import NONCE_SIZE, ChainCheck, Decoder, Goodbye, Message, Refuse, encode, encode_input
+from peer.messages import (
+    NONCE_SIZE,
+    ChainCheck,
+    Decoder,
+    Goodbye,
+    Message,
+    Purpose,
+    Refuse,
+    encode,
+    encode_input,
+)
 from peer.playing import PlayingConnection, PlayState, RemoteChain, RemoteInput
 
 __all__ = [
@@ -230,6 +240,10 @@ class Connection:
             self.handshake.timed_out(f"no complete handshake within {self.timeouts.handshake_ms} ms")
             self._collect_end(self.handshake.ended)
 
+    def take_rest(self) -> bytes:
+        """The bytes received and not decoded yet (a spectator's, for peer.watching)."""
+        return self._decoder.take_rest()
+
     def fail_remote(self, message: str) -> None:
         """The caller found the peer's data invalid (e.g. inputs too far ahead): fail as ours would."""
         self._fail(RemoteProtocolError(message))
@@ -246,6 +260,11 @@ class Connection:
         handshake.handle(message)
         if handshake.ended is not None:
             self._collect_end(handshake.ended)
+        elif handshake.established is not None and handshake.established.purpose is Purpose.WATCH:
+            # A spectator's stream is not a player's: the caller hands it to peer.watching
+            # (`take_rest` gives the bytes already received), and this connection says no more.
+            self._events.append(handshake.established)
+            self._ended = Ended("finished", "handed over to a spectator's connection", by_remote=False)
         elif handshake.established is not None:
             # The hand-over: the rest of this stream (the peer's first inputs may already be in the
             # decoder) belongs to the playing connection.

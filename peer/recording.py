@@ -14,11 +14,13 @@ from peer.protocol import Established, Role
 from replay.writer import ReplayWriteError, ReplayWriter
 
 
-def default_replay_path(role: Role, now: float | None = None) -> str:
-    """A new file `pong-DATE-TIME-ROLE[-N].replay` here, created empty so no other match takes it."""
+def default_replay_path(role: Role | str, now: float | None = None) -> str:
+    """A new file `pong-DATE-TIME-ROLE[-N].replay` here, created empty so no other match takes it
+    (ROLE: host, joiner, or a spectator's "spectator")."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    name = role if isinstance(role, str) else role.value
     for n in range(1, 1000):
-        path = f"pong-{stamp}-{role.value}{'' if n == 1 else f'-{n}'}.replay"
+        path = f"pong-{stamp}-{name}{'' if n == 1 else f'-{n}'}.replay"
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:

@@ -42,6 +42,7 @@ from peer.protocol import (
     Timeouts,
 )
 from peer.recording import ReplayRecorder, check_record_path, default_replay_path
+from peer.spectators import Spectators
 from peer.transport import Listener, Poller, Stream, TransportError, format_endpoint, start_connect
 from peer.waiting_room import Link, WaitingRoom
 from replay.writer import ReplayWriteError
@@ -85,6 +86,7 @@ class SessionOptions:
     # How long a match whose connection broke without a goodbye waits, paused, to be taken up again
     # (the joiner redials, the host listens); 0: such a break ends the match.
     reconnect_s: int = 0
+    spectators: int = 0  # host only: how many may watch at once (`pong host` says 8)
 
 
 @dataclass
@@ -106,6 +108,7 @@ class View:
     # Rollback only (None under lockstep): rollbacks over the last second, the deepest so far.
     rollbacks_per_s: float | None = None
     deepest_rollback: int = 0
+    spectators: int = 0  # how many watch now
 
 
 class Frontend(Protocol):
@@ -152,6 +155,7 @@ class SessionResult:
     deepest_rollback: int = 0  # the most frames one rollback re-simulated
     reconnects: int = 0  # how many times play resumed after a drop
     paused_ms: int = 0  # total time paused for them
+    spectators: int = 0  # the host: how many watched
 
     def score_ours_first(self) -> tuple[int, int]:
         """(our points, theirs): the score is kept left paddle first."""
@@ -183,6 +187,7 @@ class SessionResult:
             "deepest_rollback": self.deepest_rollback,
             "reconnects": self.reconnects,
             "paused_ms": self.paused_ms,
+            "spectators": self.spectators,
         }
 
 
@@ -216,6 +221,8 @@ class Session:
         self.pacer = Pacer(options.fast)
         self.fanout = Fanout()
         self._poller = Poller()
+        silence_ms = options.timeouts.silence_ms
+        self.spectators = Spectators(options.spectators, self._poller, log, clock, silence_ms)
         self._room: WaitingRoom | None = None
         self._link: Link | None = None  # the match's connection, once there is one
         self._started = False
@@ -241,6 +248,7 @@ class Session:
         finally:
             # An unexpected error keeps every frame recorded so far; no match, no file.
             self.recorder.close()
+            self.spectators.close()
             if self._link is not None:
                 self._link.stream.close(linger_ms=0)
             if self._room is not None:
@@ -255,12 +263,16 @@ class Session:
             config = HostConfig(
                 opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host", netcode=opts.netcode
             )
+            if opts.spectators > 0:
+                config = replace(
+                    config, purposes=config.purposes | {Purpose.WATCH}, spectators_full=self.spectators.full()
+                )
             match = self._link.peer if self._link is not None else None
             if match is not None:
                 # The seat is taken: only its owner, coming back after a drop, may have it again.
                 config = replace(
                     config,
-                    purposes=frozenset({Purpose.PLAY, Purpose.RESUME}),
+                    purposes=config.purposes | {Purpose.RESUME},
                     seat=match.seat,
                     seat_taken="a match is already in progress",
                 )
@@ -287,6 +299,7 @@ class Session:
         )
         room.routes[Purpose.PLAY] = self._take_seat
         room.routes[Purpose.RESUME] = self._seat_taken_back
+        room.routes[Purpose.WATCH] = self.spectators.admit
         # A wildcard bind is no address to give the other player: name this machine's instead.
         self.log(waiting_line(opts.host, listener.port))
         waiting = View(
@@ -296,6 +309,7 @@ class Session:
             if self.frontend.quit_requested():
                 return SessionResult("quit", "stopped hosting before anyone joined", False)
             room.admit(self.clock())
+            self.spectators.service(self.clock())
             if self._link is not None:
                 break
             self.frontend.show(waiting)
@@ -365,12 +379,13 @@ class Session:
         while peer.outcome is None:
             now = self.clock()
             if self._room is not None:
-                if self.options.reconnect_s > 0:
-                    self._room.admit(now)  # a player taking its seat back comes in this way
+                if self.options.reconnect_s > 0 or self.options.spectators > 0:
+                    self._room.admit(now)  # players taking their seat back and spectators come in
                 else:
                     self._room.turn_away(now, "a match is already in progress")
             link = self._link or link
             link.pump(now)
+            self.spectators.service(now)
             if self.frontend.quit_requested() and peer.outcome is None:
                 peer.quit(now)
                 break
@@ -466,6 +481,9 @@ class Session:
         self._started = True
         self.recorder.open(est, int(time.time()))
         self.fanout.add(self.recorder, essential=True)
+        if self.options.role is Role.HOST:
+            self.spectators.start(est)
+            self.fanout.add(self.spectators)
         self._play_started = (time.monotonic(), time.process_time())
         self.pacer.start(peer, now)
         self.frontend.started(est)
@@ -513,6 +531,7 @@ class Session:
             last_agreed_chain=agreed,
             rollbacks_per_s=rollbacks_per_s,
             deepest_rollback=engine.deepest_rollback if isinstance(engine, RollbackEngine) else 0,
+            spectators=len(self.spectators),
         )
 
     def _conclude(self, link: Link) -> SessionResult:
@@ -527,6 +546,8 @@ class Session:
             self.fanout.failure is not None and outcome.result == "quit" and not outcome.by_remote
         )
         link.flush()
+        final_chain = outcome.final_chain or bytes(8)
+        self.spectators.finish(outcome.result, outcome.frames, final_chain, outcome.detail)
         # Give our last words (goodbye, refusal) a moment to leave, then close.
         link.stream.close(linger_ms=min(LINGER_MS, 500))
         est = peer.established
@@ -543,6 +564,7 @@ class Session:
             bytes_received=self._bytes_before[1] + link.stream.bytes_received,
             reconnects=peer.reconnects,
             paused_ms=peer.paused_ms,
+            spectators=self.spectators.total,
             rtt_ms=peer.connection.rtt_ms,
             input_delay=est.delay_frames if est else None,
             netcode=est.netcode.name.lower() if est else None,

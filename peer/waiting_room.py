@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from peer.handshake import HostHandshake
 from peer.match import MatchPeer
 from peer.messages import Purpose
 from peer.protocol import refusal_bytes
@@ -106,7 +107,7 @@ class WaitingRoom:
             link.flush()
             # A new player's handshake makes its match; one that takes a seat back waits for the
             # match's own peer to take it over (`resume_request`).
-            established = link.peer.established or link.peer.resume_request
+            established = link.peer.established or link.peer.resume_request or link.peer.watch_request
             if established is not None:  # (if it ended at once, the handler's loop will say so)
                 self._handshakes.remove(link)
                 self._route(link, established.purpose)
@@ -130,11 +131,14 @@ class WaitingRoom:
         self._service_closing(now)
 
     def refuse_handshakes(self, detail: str) -> None:
-        """Turn away everyone still mid-handshake (the seat was taken)."""
+        """Turn away every player still mid-handshake (the seat was taken); spectators go on."""
         now = self._clock()
-        for link in self._handshakes:
+        for link in list(self._handshakes):
+            handshake = link.peer.connection.handshake
+            if isinstance(handshake, HostHandshake) and handshake.purpose is Purpose.WATCH:
+                continue
             self._refuse(link.stream, detail, now)
-        self._handshakes.clear()
+            self._handshakes.remove(link)
 
     def close(self) -> None:
         """Close everything the room still holds, at once."""

@@ -25,15 +25,29 @@ from peer.messages import (
     Auth,
     ChainCheck,
     Challenge,
+    Chat,
+    Frames,
     Goodbye,
     Hello,
     Input,
+    MatchInfo,
+    Netcode,
     Ping,
     Pong,
     Refuse,
     Welcome,
+    encode,
 )
 from peer.playing import PLAY_TRANSITIONS, PlayingConnection, PlayState
+from peer.watching import (
+    HOST_WATCH_TRANSITIONS,
+    SPECTATOR_TRANSITIONS,
+    HostWatch,
+    MatchLog,
+    SpectatorConnection,
+    SpectatorState,
+    WatchState,
+)
 
 HOST_NONCE, JOINER_NONCE = b"h" * 16, b"j" * 16
 RULES = Rules(points_to_win=3)
@@ -50,6 +64,9 @@ SAMPLES = {
     Ping: Ping(NOW),
     Pong: Pong(NOW),
     Goodbye: Goodbye("quit", 10, bytes(8), "bye"),
+    MatchInfo: MatchInfo(7, 2, rules_id(RULES), ("Hana", "Jo"), Netcode.LOCKSTEP, 0),
+    Frames: Frames(0, bytes(3), bytes(8)),
+    Chat: Chat("", "hello"),
 }
 
 
@@ -87,10 +104,35 @@ def _playing_in(state, is_host=True):
     return machine
 
 
+def _host_watch_in(state):
+    machine = HostWatch("Sam", NOW, 5000)
+    if state is not WatchState.WAITING:
+        machine.start(MatchLog(SAMPLES[MatchInfo]))
+    if state is WatchState.ENDED:
+        machine.receive_data(encode(SAMPLES[Goodbye]), NOW)
+    assert machine.state is state
+    return machine
+
+
+def _spectator_in(state):
+    machine = SpectatorConnection(JoinerConfig(), JOINER_NONCE, NOW, 5000, 5000)
+    steps = [SAMPLES[Challenge], SAMPLES[MatchInfo], SAMPLES[Goodbye]]
+    while machine.state is not state:
+        machine.receive_data(encode(steps.pop(0)), NOW)
+    return machine
+
+
 CASES = [
     *((HOST_TRANSITIONS, _host_in, state, kind) for state in HostState for kind in SAMPLES),
     *((JOINER_TRANSITIONS, _joiner_in, state, kind) for state in JoinerState for kind in SAMPLES),
     *((PLAY_TRANSITIONS, _playing_in, state, kind) for state in PlayState for kind in SAMPLES),
+    *((HOST_WATCH_TRANSITIONS, _host_watch_in, state, kind) for state in WatchState for kind in SAMPLES),
+    *(
+        (SPECTATOR_TRANSITIONS, _spectator_in, state, kind)
+        for state in SpectatorState
+        if state is not SpectatorState.HANDSHAKE  # the joiner's handshake table, walked above
+        for kind in SAMPLES
+    ),
 ]
 
 
@@ -115,6 +157,8 @@ def test_the_tables_name_only_real_states_and_messages():
         (HOST_TRANSITIONS, HostState),
         (JOINER_TRANSITIONS, JoinerState),
         (PLAY_TRANSITIONS, PlayState),
+        (HOST_WATCH_TRANSITIONS, WatchState),
+        (SPECTATOR_TRANSITIONS, SpectatorState),
     ):
         assert table, "a machine with no legal message"
         for state, kind in table:
@@ -126,3 +170,5 @@ def test_a_finished_handshake_accepts_nothing_more():
     assert not [row for row in HOST_TRANSITIONS if row[0] is HostState.DONE]
     assert not [row for row in JOINER_TRANSITIONS if row[0] is JoinerState.DONE]
     assert not [row for row in PLAY_TRANSITIONS if row[0] is PlayState.ENDED]
+    assert not [row for row in HOST_WATCH_TRANSITIONS if row[0] is WatchState.ENDED]
+    assert not [row for row in SPECTATOR_TRANSITIONS if row[0] is SpectatorState.ENDED]

@@ -24,6 +24,7 @@ from tools.output import fail, prepare_streams, say
 COMMANDS = (
     ("host", "host", "host a match: wait for one player on a TCP port"),
     ("join", "join", "join a match hosted at HOST:PORT"),
+    ("watch", "watch", "watch a match hosted at HOST:PORT, from any moment of it"),
     ("selfplay", "selfplay", "the demo: a bot match between two processes on loopback, verified"),
     ("synctest", "synctest", "re-simulate from saved states every frame and compare chains"),
     ("fuzz", "fuzz", "run the determinism properties as a time-boxed fuzzing campaign"),

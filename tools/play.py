@@ -16,6 +16,7 @@ from lockstep.state import State
 from peer.messages import Netcode
 from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Established, Role, Timeouts
 from peer.session import Session, SessionOptions, SessionResult, View
+from peer.spectators import DEFAULT_SPECTATORS, MAX_SPECTATORS
 from peer.transport import format_endpoint
 from tools import args as types
 from tools import exitcodes, stopping
@@ -128,7 +129,18 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=types.seed, help="seed of the match (default: random)")
     parser.add_argument("--points", type=types.points, default=11, help="points to win (default 11)")
     parser.add_argument("--frames", type=types.frames, help="end the match after this many frames")
+    parser.add_argument(
+        "--spectators",
+        type=spectator_limit,
+        default=DEFAULT_SPECTATORS,
+        metavar="N",
+        help=f"how many may watch at once with pong watch (default {DEFAULT_SPECTATORS}; 0: none)",
+    )
     _common(parser)
+
+
+def spectator_limit(text: str) -> int:
+    return types.int_in(text, 0, MAX_SPECTATORS, "spectators")
 
 
 def add_join_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +191,7 @@ def run_host(args: argparse.Namespace) -> int:
         netcode=Netcode[args.netcode.upper()],
         seed=args.seed,
         rules=rules,
+        spectators=args.spectators,
         **_common_options(args),
     )
     return _play(options, args)

@@ -1,0 +1,195 @@
+"""The spectator's window: the match with both names, "watching" and how far behind live it is,
+chat over the field, and the end screen with the result as the players see it.
+
+Enter opens a chat line, Enter sends it, Esc cancels it; otherwise Esc or closing the window stops
+watching.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lockstep.rules import TICKS_PER_SECOND
+from peer.spectate import WatchResult, WatchView
+from peer.watching import chat_text
+from replay.render import (
+    FOREGROUND,
+    GAME_WINDOW_SIZE,
+    NoDisplayError,
+    draw_state,
+    draw_text,
+    open_window,
+    window_gone,
+)
+
+WindowUnavailable = NoDisplayError
+END_SCREEN_MS = 4000
+CHAT_SHOWN_MS = 6000  # a line stays over the field this long
+CHAT_LINES = 5
+FRAME_MS = 1000 // TICKS_PER_SECOND
+INFO = (200, 200, 200)
+ALERT = (255, 200, 80)
+DIM = (0, 0, 0, 160)
+
+
+def behind_text(frames: int) -> str:
+    return f"watching · {frames * 1000 // TICKS_PER_SECOND} ms behind live"
+
+
+def end_text(result: WatchResult) -> tuple[str, list[str]]:
+    """The end screen: the match's result as the players saw it (the host's word), the score with
+    both names, and whether every check held."""
+    lines: list[str] = []
+    names = result.names
+    if result.score is not None and names is not None:
+        lines.append(f"{names[0]}  {result.score[0]} - {result.score[1]}  {names[1]}")
+    if result.desync_frame is not None:
+        headline = f"Desync at frame {result.desync_frame}"
+        lines.append("this copy of the match differs from the host's")
+    elif result.followed:
+        left, right = result.score or (0, 0)
+        winner = names[0] if names and left > right else names[1] if names and right > left else None
+        if result.result == "finished":
+            headline = f"{winner} won" if winner else "A draw"
+        else:
+            headline = f"Match ended: {result.result.replace('_', ' ')}"
+            lines.append(result.detail)
+        lines.append("every chain check matched")
+    else:
+        headline = result.result.replace("_", " ").capitalize()
+        lines.append(result.detail)
+    if result.replay:
+        lines.append(f"replay saved to {result.replay}")
+    return headline, lines
+
+
+class WatchWindow:
+    def __init__(self, end_screen_ms: int = END_SCREEN_MS) -> None:
+        self.screen = open_window(GAME_WINDOW_SIZE, "Lockstep Pong: watching", resizable=True)
+        import pygame
+
+        self.pygame: Any = pygame
+        self.quit = False
+        self.end_screen_ms = end_screen_ms
+        self.typing: str | None = None  # the chat line being typed, None when not typing
+        self.chat: list[tuple[float, str]] = []  # (shown until, line)
+        self._sent: list[str] = []
+        self._last_draw = 0.0
+        self._names: tuple[str, str] | None = None
+
+    # -- Watcher --------------------------------------------------------------------------------
+    def show(self, view: WatchView) -> None:
+        self.handle_events()
+        now = time.monotonic()
+        if now - self._last_draw < FRAME_MS / 1000:
+            return
+        self._last_draw = now
+        self.render(view)
+        self.pygame.display.flip()
+
+    def heard(self, name: str, text: str) -> None:
+        self.chat.append((time.monotonic() + CHAT_SHOWN_MS / 1000, f"{name}: {text}"))
+        del self.chat[:-CHAT_LINES]
+
+    def typed(self) -> str | None:
+        return self._sent.pop(0) if self._sent else None
+
+    def quit_requested(self) -> bool:
+        return self.quit
+
+    def finished(self, result: WatchResult) -> None:
+        pygame = self.pygame
+        try:
+            if (result.result == "quit" and result.problem is None) or window_gone():
+                return
+            headline, lines = end_text(result)
+            deadline = time.monotonic() + self.end_screen_ms / 1000
+            clock = pygame.time.Clock()
+            while time.monotonic() < deadline and not self.quit:
+                for event in pygame.event.get():
+                    if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
+                        return
+                if window_gone():
+                    return
+                self.render_end(headline, lines)
+                pygame.display.flip()
+                clock.tick(30)
+        finally:
+            pygame.quit()
+
+    # -- input and drawing ----------------------------------------------------------------------
+    def handle_events(self) -> None:
+        pygame = self.pygame
+        if window_gone():
+            self.quit = True
+            return
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                self.quit = True
+            elif event.type == pygame.KEYDOWN:
+                self._key(event.key)
+            elif event.type == pygame.TEXTINPUT and self.typing is not None:
+                self.typing = chat_text(self.typing + event.text) if event.text.isprintable() else self.typing
+
+    def _key(self, key: int) -> None:
+        pygame = self.pygame
+        if self.typing is None:
+            if key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+                self.typing = ""
+            elif key == pygame.K_ESCAPE:
+                self.quit = True
+            return
+        if key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+            if self.typing:
+                self._sent.append(self.typing)
+            self.typing = None
+        elif key == pygame.K_ESCAPE:
+            self.typing = None
+        elif key == pygame.K_BACKSPACE:
+            self.typing = self.typing[:-1]
+
+    def render(self, view: WatchView) -> None:
+        surface = self.screen
+        if view.state is None or view.rules is None:
+            surface.fill((16, 16, 16))
+            self._centre_text("LOCKSTEP PONG", -120, 72, FOREGROUND)
+            self._centre_text(view.message or "connecting…", 0, 40)
+            self._centre_text("Esc to stop watching", 100, 24, INFO)
+        else:
+            if view.names != self._names:
+                self._names = view.names
+                if view.names:
+                    self.pygame.display.set_caption(
+                        f"Lockstep Pong: watching {view.names[0]} vs {view.names[1]}"
+                    )
+            draw_state(surface, view.rules, view.state, view.names)
+            draw_text(surface, behind_text(view.behind_frames), 10, 8, 20, INFO)
+        self._draw_chat()
+
+    def _draw_chat(self) -> None:
+        now = time.monotonic()
+        self.chat = [(until, line) for until, line in self.chat if until > now]
+        height = self.screen.get_height()
+        lines = [line for _, line in self.chat]
+        if self.typing is not None:
+            lines.append(f"say: {self.typing}_")
+        y = height - 26 * len(lines) - 10
+        for line in lines:
+            draw_text(self.screen, line, 10, y, 22, ALERT)
+            y += 26
+
+    def render_end(self, headline: str, lines: list[str]) -> None:
+        surface = self.screen
+        shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
+        shade.fill(DIM)
+        surface.blit(shade, (0, 0))
+        top = -40 - 17 * len(lines)
+        self._centre_text(headline, top, 64, FOREGROUND)
+        for i, line in enumerate(lines):
+            self._centre_text(line, top + 60 + 34 * i, 28, INFO)
+        self._centre_text("press any key", top + 70 + 34 * len(lines), 22, INFO)
+
+    def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
+        width, height = self.screen.get_size()
+        draw_text(self.screen, text, width // 2, height // 2 + dy, size, colour, align="centre")
