@@ -13,8 +13,8 @@ belongs to these two machines:
 
 The host sends frames only within a window of what the spectator acknowledged and at most
 `TURN_BYTES` a turn, so a catch-up goes out in pieces between frames and a spectator that stops
-reading costs a bounded queue; it is dropped `too_slow` when the window stays full for
-`STALL_MS`, or when, once live, it falls `BACKLOG_FRAMES` behind. Whatever a spectator sends beyond
+reading costs a bounded queue; it is dropped `too_slow` when what it was sent goes unacknowledged
+for `STALL_MS`, or when, once live, it falls `BACKLOG_FRAMES` behind. Whatever a spectator sends beyond
 chat, pings and its goodbye is its protocol error and ends its own connection only; bytes beyond a
 budget (a flood) too. The legal (state, message) pairs of each side are `HOST_WATCH_TRANSITIONS`
 and `SPECTATOR_TRANSITIONS`.
@@ -53,7 +53,7 @@ WINDOW_FRAMES = 8 * MAX_BATCH_FRAMES  # frames sent and not acknowledged, at mos
 PING_EVERY_FRAMES = 2 * MAX_BATCH_FRAMES  # during a catch-up, a ping (an ack request) this often
 PING_INTERVAL_MS = 1000
 PING_REPLY_MIN_MS = 100  # a spectator's pings are answered at most this often
-STALL_MS = 3000  # the window full and no acknowledgement this long: it stopped reading
+STALL_MS = 4000  # frames sent and no acknowledgement this long (pings go every second): not reading
 BACKLOG_FRAMES = 600  # once live, this many frames unacknowledged (10 s of play): too slow
 MAX_OUTSTANDING_PINGS = 64
 # What a spectator may send: a ping a second, a chat line now and then. A bucket of bytes refilled
@@ -128,7 +128,7 @@ class HostWatch:
         self._last_ping_ms = now_ms
         self._last_pong_sent_ms = now_ms - PING_REPLY_MIN_MS
         self._last_chat_ms = now_ms - CHAT_EVERY_MS
-        self._stalled_since: int | None = None
+        self._unacked_since: int | None = None  # since when something sent waits for its ack
         self._token = 0
         self._pings: deque[tuple[int, int]] = deque()  # (token, frames sent when pinged)
         self._pinged_at_frame = 0
@@ -208,17 +208,17 @@ class HostWatch:
         self._now_ms = now_ms
         if self.state is WatchState.ENDED:
             return
+        log = self.log
+        if log is not None:
+            self._send_frames(log, now_ms)
+            if self._ended_too_slow(log, now_ms):
+                return
         if now_ms - self._last_heard_ms > self._silence_ms:
             self._say_goodbye(
                 "peer_timeout", detail=f"the host heard nothing from you for {self._silence_ms} ms"
             )
             self._end(Ended("peer_timeout", f"no word from the spectator for {self._silence_ms} ms", False))
             return
-        log = self.log
-        if log is not None:
-            self._send_frames(log, now_ms)
-            if self._ended_too_slow(log, now_ms):
-                return
         if now_ms - self._last_ping_ms >= PING_INTERVAL_MS or (
             self.sent - self._pinged_at_frame >= PING_EVERY_FRAMES
         ):
@@ -259,15 +259,14 @@ class HostWatch:
             self.sent = end
         if not self.live and self.sent >= self.joined_at:
             self.live = True
-        window_full = self.sent < log.frames and self.sent >= self.acked + WINDOW_FRAMES
-        if not window_full:
-            self._stalled_since = None
-        elif self._stalled_since is None:
-            self._stalled_since = now_ms
+        if self.sent <= self.acked:
+            self._unacked_since = None
+        elif self._unacked_since is None:
+            self._unacked_since = now_ms
 
     def _ended_too_slow(self, log: MatchLog, now_ms: int) -> bool:
         behind = log.frames - self.acked
-        if self._stalled_since is not None and now_ms - self._stalled_since > STALL_MS:
+        if self._unacked_since is not None and now_ms - self._unacked_since > STALL_MS:
             why = f"you acknowledged nothing for {STALL_MS} ms with {behind} frames to go"
         elif self.live and self.acked >= self.joined_at and behind > BACKLOG_FRAMES:
             why = f"you fell {behind} frames behind the match"
@@ -301,7 +300,7 @@ class HostWatch:
             if token == message.token:
                 if frames > self.acked:
                     self.acked = frames
-                    self._stalled_since = None
+                    self._unacked_since = self._now_ms if self.sent > frames else None
                 return
         # Unknown token: nothing was popped that matters more than the window it guards.
 
