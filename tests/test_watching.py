@@ -222,7 +222,7 @@ def test_a_live_spectator_that_falls_behind_is_dropped_too_slow():
     ids=["input", "frames", "named-chat", "bad-tag", "flood"],
 )
 def test_junk_from_a_spectator_ends_its_own_connection_with_a_protocol_error(junk):
-    watch, spectator = admitted()
+    watch, _ = admitted()
     assert watch is not None
     watch.start(match_log(100))
     watch.receive_data(junk, NOW + 1)
@@ -231,7 +231,7 @@ def test_junk_from_a_spectator_ends_its_own_connection_with_a_protocol_error(jun
 
 
 def test_lies_in_a_spectators_pongs_acknowledge_nothing():
-    watch, spectator = admitted()
+    watch, _ = admitted()
     assert watch is not None
     watch.start(match_log(3000))
     watch.service(NOW + 1)
