@@ -263,10 +263,10 @@ class Session:
             config = HostConfig(
                 opts.rules, seed, opts.delay_frames, opts.key, opts.name or "host", netcode=opts.netcode
             )
-            if opts.spectators > 0:
-                config = replace(
-                    config, purposes=config.purposes | {Purpose.WATCH}, spectators_full=self.spectators.full()
-                )
+            # A spectator is refused `spectators_full` when there is no room (none with --spectators 0).
+            config = replace(
+                config, purposes=config.purposes | {Purpose.WATCH}, spectators_full=self.spectators.full()
+            )
             match = self._link.peer if self._link is not None else None
             if match is not None:
                 # The seat is taken: only its owner, coming back after a drop, may have it again.
