@@ -87,6 +87,24 @@ def in_sync_text(last_agreed_chain: str) -> str:
     return f"in sync at frame {frame}" if frame.isdigit() else "not in sync yet"
 
 
+def overlay_lines(view: View) -> list[str]:
+    """The F3 overlay: the network as the player needs it, and how many watch."""
+    est = view.established
+    delay = f"{est.delay_frames} {'frame' if est.delay_frames == 1 else 'frames'}" if est else "?"
+    lines = [
+        f"ping {view.rtt_ms if view.rtt_ms is not None else '?'} ms",
+        f"input delay {delay}",
+        f"frame {view.state.frame if view.state else 0}",
+        f"stalls {view.stalls}",
+        f"{view.bytes_per_s} bytes/s",
+        in_sync_text(view.last_agreed_chain),
+    ]
+    if view.rollbacks_per_s is not None:
+        lines.append(f"rollbacks {view.rollbacks_per_s:.1f}/s, deepest {view.deepest_rollback}")
+    lines.append(f"{view.spectators} watching")
+    return lines
+
+
 class WindowFrontend:
     def __init__(self, bot_name: str | None = None, end_screen_ms: int = END_SCREEN_MS) -> None:
         self.screen = open_window(WINDOW_SIZE, "Lockstep Pong", resizable=True)
@@ -235,18 +253,7 @@ class WindowFrontend:
         self.pygame.draw.polygon(self.screen, ALERT, points)
 
     def _draw_overlay(self, view: View) -> None:
-        est = view.established
-        delay = f"{est.delay_frames} {'frame' if est.delay_frames == 1 else 'frames'}" if est else "?"
-        lines = [
-            f"ping {view.rtt_ms if view.rtt_ms is not None else '?'} ms",
-            f"input delay {delay}",
-            f"frame {view.state.frame if view.state else 0}",
-            f"stalls {view.stalls}",
-            f"{view.bytes_per_s} bytes/s",
-            in_sync_text(view.last_agreed_chain),
-        ]
-        if view.rollbacks_per_s is not None:
-            lines.append(f"rollbacks {view.rollbacks_per_s:.1f}/s, deepest {view.deepest_rollback}")
+        lines = overlay_lines(view)
         y = self.screen.get_height() - 22 * len(lines) - 8
         for line in lines:
             draw_text(self.screen, line, 10, y, 22, INFO)
