@@ -20,7 +20,7 @@ from peer.watching import HostWatch, MatchLog
 
 DEFAULT_SPECTATORS = 8
 MAX_SPECTATORS = 64  # each costs a descriptor and a little work per turn
-SERVICE_EVERY_MS = 5  # how often the host reads and feeds its spectators (a frame is 16.7 ms)
+SERVICE_EVERY_MS = 33  # how often the host reads and feeds its spectators: every other frame
 MAX_PENDING_BYTES = 64 * 1024  # queued toward a spectator beyond what the kernel took: too slow
 
 Log = Callable[[str], None]

@@ -198,6 +198,22 @@ def cpu_60hz_percent() -> float:
     return max(100 * float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (host, joiner))
 
 
+def spectator_cpu_ratio() -> float:
+    """The host's CPU at 60 Hz with 8 spectators following its match over its CPU with none."""
+    from tools.spectating import spectating
+
+    match = ["--points", "999", "--frames", "600", "--seed", "3"]
+    alone, _ = _bot_match([*match, "--spectators", "0"], fast=False)
+    with tempfile.TemporaryDirectory(prefix="pong-bench-") as directory:
+        watched, _ = _bot_match(match, fast=False, via=spectating(8, directory))
+    if watched["spectators"] != 8:
+        raise CommandError(f"only {watched['spectators']} of 8 spectators watched", exitcodes.CHECK_FAILED)
+    alone_cpu, watched_cpu = (
+        float(r["cpu_seconds"]) / max(1e-9, float(r["seconds"])) for r in (alone, watched)
+    )
+    return watched_cpu / max(1e-9, alone_cpu)
+
+
 def pacing_fps_delay0() -> float:
     """Frames per second of a 60 Hz match between two processes on loopback at input delay 0 (the
     slower side): with no delay to hide the peer, every frame needs the peer's input of that frame."""
@@ -313,6 +329,7 @@ FIGURES: list[Figure] = [
     Figure("rollback_input_delay_100ms", rollback_input_delay_100ms, 2, False, "frames"),
     Figure("rollback_stall_fraction_100ms", rollback_stall_fraction_100ms, 0.01, False, "", strict=True),
     Figure("rollback_cpu_60hz_percent", rollback_cpu_60hz_percent, 15, False, "%"),
+    Figure("spectator_cpu_ratio", spectator_cpu_ratio, 2, False, "x"),
 ]
 if _netns_reason() is None:  # root with iproute2 and iptables: a real lossy link
     FIGURES += [
