@@ -26,7 +26,7 @@ from peer.errors import RemoteProtocolError
 from peer.handshake import Seat
 from peer.messages import HANDSHAKE_REASONS, Netcode, Purpose
 from peer.perturb import GameFactory, pong_game
-from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteInput
+from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteChat, RemoteInput
 
 InputSource = Callable[[State], int]
 
@@ -83,6 +83,7 @@ class MatchPeer:
         # A waiting room's handshake that came to take a seat back: for the match, not for this peer.
         self.resume_request: Established | None = None
         self.watch_request: Established | None = None  # a waiting room's spectator, likewise
+        self.heard: list[RemoteChat] = []  # chat from the other side, for the session to take
 
     # -- the caller's loop ----------------------------------------------------------------------
     def receive_data(self, data: bytes, now_ms: int) -> None:
@@ -255,6 +256,8 @@ class MatchPeer:
                     self.engine = Engine[Any](
                         game, event.delay_frames, event.local_slot, chain_every=self._chain_every
                     )
+            elif isinstance(event, RemoteChat):
+                self.heard.append(event)
             elif isinstance(event, Ended):
                 self._on_ended(event, now_ms)
 

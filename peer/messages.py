@@ -250,6 +250,12 @@ def name_as_sent(name: str) -> str:
     return printable(utf8_prefix(name, MAX_NAME_BYTES).decode("utf-8"))
 
 
+def chat_text(text: str) -> str:
+    """A chat line as it may be sent and shown: one line, no control characters, at most
+    `MAX_CHAT_BYTES` of UTF-8."""
+    return printable(utf8_prefix(" ".join(text.split()), MAX_CHAT_BYTES).decode("utf-8", errors="ignore"))
+
+
 # -- encoding -------------------------------------------------------------------------------------
 def _short_bytes(data: bytes) -> bytes:
     return _U8.pack(len(data)) + data

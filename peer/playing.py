@@ -17,9 +17,23 @@ from dataclasses import dataclass
 
 from peer.errors import RemoteProtocolError
 from peer.handshake import Ended, Established
-from peer.messages import MATCH_REASONS, ChainCheck, Goodbye, Input, Message, Ping, Pong, printable
+from peer.messages import (
+    MATCH_REASONS,
+    ChainCheck,
+    Chat,
+    Goodbye,
+    Input,
+    Message,
+    Ping,
+    Pong,
+    chat_text,
+    printable,
+)
 
 PING_REPLY_MIN_MS = 100
+# Chat lines kept at most this often: a joiner speaks for itself; the host relays for everyone.
+CHAT_FROM_JOINER_MS = 500
+CHAT_FROM_HOST_MS = 50
 _U32 = 0xFFFFFFFF
 
 
@@ -35,6 +49,14 @@ class RemoteInput:
 class RemoteChain:
     frame: int
     chain: bytes
+
+
+@dataclass(frozen=True)
+class RemoteChat:
+    """A line of chat: the joiner's own (the host names it), or one the host sends or relays."""
+
+    name: str
+    text: str
 
 
 class PlayState(enum.Enum):
@@ -67,6 +89,9 @@ class PlayingConnection:
         self._last_input_ms = now_ms
         self._last_ping_ms = now_ms
         self._last_pong_sent_ms = now_ms - PING_REPLY_MIN_MS
+        self._is_host = is_host
+        self._chat_every_ms = CHAT_FROM_JOINER_MS if is_host else CHAT_FROM_HOST_MS
+        self._last_chat_ms = now_ms - self._chat_every_ms
         self.goodbye_sent: str | None = None
         self.ended: Ended | None = None
         # A goodbye must fit the match: a joiner whose own handshake failed after our welcome may
@@ -162,6 +187,18 @@ class PlayingConnection:
         self._srtt_x8 += rtt - self._srtt_x8 // 8
         self.rtt_ms = self._srtt_x8 // 8
 
+    def _on_chat(self, message: Message) -> None:
+        """Chat is no part of the game: a line too soon after the last is dropped, not an error."""
+        assert isinstance(message, Chat)
+        if self._is_host and message.name:
+            raise RemoteProtocolError("the joiner's chat line names a sender")
+        text = chat_text(message.text)
+        if not text or self._now_ms - self._last_chat_ms < self._chat_every_ms:
+            return
+        self._last_chat_ms = self._now_ms
+        name = self.established.remote_name if self._is_host else printable(message.name)
+        self._events.append(RemoteChat(name, text))
+
     def _on_goodbye(self, message: Message) -> None:
         assert isinstance(message, Goodbye)
         if message.reason not in self._goodbye_reasons:
@@ -179,6 +216,8 @@ PLAY_TRANSITIONS: dict[tuple[PlayState, type], _Handler] = {
     (PlayState.PLAYING, Ping): PlayingConnection._on_ping,
     (PlayState.PLAYING, Pong): PlayingConnection._on_pong,
     (PlayState.PLAYING, Goodbye): PlayingConnection._on_goodbye,
+    (PlayState.PLAYING, Chat): PlayingConnection._on_chat,
+    (PlayState.CLOSING, Chat): PlayingConnection._on_chat,
     (PlayState.CLOSING, Input): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, ChainCheck): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, Ping): PlayingConnection._on_ping,

@@ -27,6 +27,7 @@ from peer.handshake import (
 from peer.messages import (
     NONCE_SIZE,
     ChainCheck,
+    Chat,
     Decoder,
     Goodbye,
     Message,
@@ -35,7 +36,7 @@ from peer.messages import (
     encode,
     encode_input,
 )
-from peer.playing import PlayingConnection, PlayState, RemoteChain, RemoteInput
+from peer.playing import PlayingConnection, PlayState, RemoteChain, RemoteChat, RemoteInput
 
 __all__ = [
     "Connection",
@@ -46,6 +47,7 @@ __all__ = [
     "Phase",
     "ProtocolEvent",
     "RemoteChain",
+    "RemoteChat",
     "RemoteInput",
     "Role",
     "Timeouts",
@@ -76,7 +78,7 @@ class Timeouts:
     ping_interval_ms: int = DEFAULT_PING_INTERVAL_MS
 
 
-ProtocolEvent = Established | RemoteInput | RemoteChain | Ended
+ProtocolEvent = Established | RemoteInput | RemoteChain | RemoteChat | Ended
 
 
 def refusal_bytes(reason: str, detail: str) -> bytes:
@@ -169,6 +171,11 @@ class Connection:
     def send_chain(self, frame: int, chain: bytes) -> None:
         if self._playing("send a chain check").sending:
             self._send(ChainCheck(frame, chain))
+
+    def send_chat(self, name: str, text: str) -> None:
+        """A line of chat (a joiner's own: no name; the host's or one it relays: the sender's)."""
+        if self.playing is not None and self.playing.sending:
+            self._send(Chat(name, text))
 
     def send_goodbye(self, reason: str, frame: int, chain: bytes, detail: str = "") -> None:
         """Say goodbye (quit, finished, desync, ...) and keep listening for the peer's goodbye."""

@@ -85,10 +85,11 @@ class Spectators:
             for frame in frames:
                 match.add(frame.frame_input, frame.chain)
 
-    def service(self, now: int) -> None:
-        """Read, feed and check every spectator, at most every `SERVICE_EVERY_MS`."""
+    def service(self, now: int) -> list[tuple[str, str]]:
+        """Read, feed and check every spectator, at most every `SERVICE_EVERY_MS`; the lines of chat
+        they said (relayed among them already) as (name, text)."""
         if now - self._last_service < SERVICE_EVERY_MS or not self._watching:
-            return
+            return []
         self._last_service = now
         lines: list[tuple[str, str]] = []
         for stream, watch in self._watching:
@@ -108,6 +109,7 @@ class Spectators:
         for stream, watch in list(self._watching):
             if not watch.open:
                 self._say_gone(stream, watch)
+        return lines
 
     def relay(self, name: str, text: str) -> None:
         """A line of chat to every spectator (sent with the next turn's bytes)."""

@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from lockstep.rules import TICKS_PER_SECOND
+from peer.messages import chat_text
 from peer.spectate import WatchResult, WatchView
-from peer.watching import chat_text
 from replay.render import (
     FOREGROUND,
     GAME_WINDOW_SIZE,

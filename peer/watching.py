@@ -32,7 +32,6 @@ from peer.errors import RemoteProtocolError
 from peer.handshake import Ended, JoinerConfig, JoinerHandshake, JoinerState
 from peer.messages import (
     MAX_BATCH_FRAMES,
-    MAX_CHAT_BYTES,
     Chat,
     Decoder,
     Frames,
@@ -43,10 +42,10 @@ from peer.messages import (
     Pong,
     Purpose,
     Refuse,
+    chat_text,
     encode,
     printable,
 )
-from replay.writer import utf8_prefix
 
 TURN_BYTES = 4096  # the most a host sends one spectator in one turn of its loop
 WINDOW_FRAMES = 8 * MAX_BATCH_FRAMES  # frames sent and not acknowledged, at most
@@ -62,12 +61,6 @@ RECEIVE_RATE = 1024
 RECEIVE_BURST = 8192
 CHAT_EVERY_MS = 500  # the host relays at most one line this often from one sender; the rest are dropped
 _U32 = 0xFFFFFFFF
-
-
-def chat_text(text: str) -> str:
-    """A chat line as it may be sent and shown: one line, no control characters, at most
-    `MAX_CHAT_BYTES` of UTF-8."""
-    return printable(utf8_prefix(" ".join(text.split()), MAX_CHAT_BYTES).decode("utf-8"))
 
 
 class MatchLog:

@@ -13,9 +13,9 @@ from lockstep.engine import MAX_DELAY_FRAMES
 from lockstep.rollback import DEFAULT_MAX_ROLLBACK, MAX_ROLLBACK
 from lockstep.rules import Rules
 from lockstep.state import State
-from peer.messages import Netcode
+from peer.messages import Netcode, chat_text
 from peer.protocol import DEFAULT_PING_INTERVAL_MS, DEFAULT_SILENCE_TIMEOUT_MS, Established, Role, Timeouts
-from peer.session import Session, SessionOptions, SessionResult, View
+from peer.session import ChatFrontend, Session, SessionOptions, SessionResult, View
 from peer.spectators import DEFAULT_SPECTATORS, MAX_SPECTATORS
 from peer.transport import format_endpoint
 from tools import args as types
@@ -93,6 +93,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="FRAMES",
         help=f"under rollback, how far the game may run ahead of the other player's inputs before it "
         f"waits (default {DEFAULT_MAX_ROLLBACK})",
+    )
+    parser.add_argument(
+        "--chat",
+        metavar="FILE",
+        help="say each line of FILE in the chat, one a second (lines heard are printed)",
     )
     parser.add_argument(
         "--debug-desync-at",
@@ -178,7 +183,26 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_rollback": args.max_rollback,
         "timeouts": Timeouts(silence_ms=args.timeout * 1000),
         "reconnect_s": args.reconnect,
+        "chat": chat_file_lines(args.chat),
     }
+
+
+MAX_CHAT_FILE_BYTES = 64 * 1024
+
+
+def chat_file_lines(path: str | None) -> tuple[str, ...]:
+    """The lines of a `--chat FILE`, each as chat sends it (empty ones left out)."""
+    if path is None:
+        return ()
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_CHAT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read the chat file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CHAT_FILE_BYTES:
+        raise CommandError(f"the chat file {path} is over {MAX_CHAT_FILE_BYTES} bytes")
+    lines = (chat_text(line) for line in data.decode("utf-8", errors="replace").splitlines())
+    return tuple(line for line in lines if line)
 
 
 def run_host(args: argparse.Namespace) -> int:
@@ -261,6 +285,13 @@ class _Worded:
 
     def quit_requested(self) -> bool:
         return self.inner.quit_requested()
+
+    def typed(self) -> str | None:
+        return self.inner.typed() if isinstance(self.inner, ChatFrontend) else None
+
+    def heard(self, name: str, text: str) -> None:
+        if isinstance(self.inner, ChatFrontend):
+            self.inner.heard(name, text)
 
     def finished(self, result: SessionResult) -> None:
         self.inner.finished(self.word(result))

@@ -8,17 +8,14 @@ from typing import TYPE_CHECKING
 
 from peer.protocol import DEFAULT_SILENCE_TIMEOUT_MS, Timeouts
 from peer.spectate import WatchOptions, WatchResult, WatchSession, WatchView
-from peer.watching import chat_text
 from tools import exitcodes, stopping
 from tools.args import address
 from tools.exitcodes import CommandError
 from tools.output import ERROR_PREFIX, report, say
-from tools.play import _key, silence_seconds
+from tools.play import _key, chat_file_lines, silence_seconds
 
 if TYPE_CHECKING:
     from peer.watch_window import WatchWindow
-
-MAX_CHAT_FILE_BYTES = 64 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,20 +65,6 @@ class HeadlessWatcher:
         pass
 
 
-def _chat_lines(path: str | None) -> tuple[str, ...]:
-    if path is None:
-        return ()
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_CHAT_FILE_BYTES + 1)
-    except OSError as exc:
-        raise CommandError(f"cannot read the chat file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CHAT_FILE_BYTES:
-        raise CommandError(f"the chat file {path} is over {MAX_CHAT_FILE_BYTES} bytes")
-    lines = (chat_text(line) for line in data.decode("utf-8", errors="replace").splitlines())
-    return tuple(line for line in lines if line)
-
-
 def run(args: argparse.Namespace) -> int:
     host, port_number = args.address
     options = WatchOptions(
@@ -91,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         record=args.record,
         timeouts=Timeouts(silence_ms=args.timeout * 1000),
-        chat=_chat_lines(args.chat),
+        chat=chat_file_lines(args.chat),
     )
     frontend: HeadlessWatcher | WatchWindow
     if args.headless:
