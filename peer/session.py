@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lockstep.engine import DesyncDetected
 from lockstep.game import Snapshot
@@ -30,7 +30,7 @@ from lockstep.state import State
 from peer.addresses import join_hint, waiting_line
 from peer.fanout import Fanout
 from peer.match import LINGER_MS, MatchPeer, Outcome
-from peer.messages import Netcode, Purpose
+from peer.messages import Netcode, Purpose, chat_text, name_as_sent
 from peer.pacer import Pacer
 from peer.perturb import pong_game
 from peer.protocol import (
@@ -61,6 +61,7 @@ SHOW_EVERY_MS = 15
 RECONNECTING_SLEEP_MS = 10
 CONNECT_TIMEOUT_MS = 5000
 WAITING_SLEEP_MS = 10
+CHAT_EVERY_MS = 1000  # --chat FILE: a line a second
 
 MAX_PENDING_BYTES = 1 << 20  # unsent bytes toward a peer that does not read: it is not playing
 REDIAL_FIRST_MS = 100  # after a drop the joiner redials at once-ish, then backs off ...
@@ -87,6 +88,7 @@ class SessionOptions:
     # (the joiner redials, the host listens); 0: such a break ends the match.
     reconnect_s: int = 0
     spectators: int = 0  # host only: how many may watch at once (`pong host` says 8)
+    chat: tuple[str, ...] = ()  # lines to say, one a second once the match is on (`--chat FILE`)
 
 
 @dataclass
@@ -109,6 +111,15 @@ class View:
     rollbacks_per_s: float | None = None
     deepest_rollback: int = 0
     spectators: int = 0  # how many watch now
+
+
+@runtime_checkable
+class ChatFrontend(Protocol):
+    """A front end where people chat: lines typed to send, lines heard to show."""
+
+    def typed(self) -> str | None: ...
+
+    def heard(self, name: str, text: str) -> None: ...
 
 
 class Frontend(Protocol):
@@ -234,6 +245,8 @@ class Session:
         self._bytes_before = (0, 0)  # bytes of the match's earlier connections (sent, received)
         self._rollback_mark = (0, 0)  # (when, rollbacks then): the overlay's rate per second
         self._rollbacks_per_s = 0.0
+        self._chat_out = list(options.chat)
+        self._next_chat_ms = 0
 
     # -- entry points ---------------------------------------------------------------------------
     def run(self) -> SessionResult:
@@ -309,7 +322,8 @@ class Session:
             if self.frontend.quit_requested():
                 return SessionResult("quit", "stopped hosting before anyone joined", False)
             room.admit(self.clock())
-            self.spectators.service(self.clock())
+            for name, text in self.spectators.service(self.clock()):
+                self._show_chat(name, text)
             if self._link is not None:
                 break
             self.frontend.show(waiting)
@@ -385,7 +399,7 @@ class Session:
                     self._room.turn_away(now, "a match is already in progress")
             link = self._link or link
             link.pump(now)
-            self.spectators.service(now)
+            from_spectators = self.spectators.service(now)
             if self.frontend.quit_requested() and peer.outcome is None:
                 peer.quit(now)
                 break
@@ -397,6 +411,7 @@ class Session:
                 if not self._started:
                     self._start(peer, now)
                 pacer.run(peer, now, self.frontend.local_input)
+            self._chat(peer, now, from_spectators)
             self._record(peer)
             link.flush()
             if link.stream.pending_bytes > MAX_PENDING_BYTES and peer.outcome is None:
@@ -493,6 +508,38 @@ class Session:
             f"vs {est.remote_name}: you are the {est.side} paddle; input delay {est.delay_frames} {frames}, "
             f"RTT {est.rtt_ms} ms, seed {est.seed}{netcode}"
         )
+
+    def _chat(self, peer: MatchPeer, now: int, from_spectators: list[tuple[str, str]]) -> None:
+        """Chat is no part of the game or the chain: our lines go to everyone in the match, the
+        host relays every line to everyone but its sender, and each is shown here."""
+        est = peer.established
+        host = self.options.role is Role.HOST
+        said: list[str] = []
+        if isinstance(self.frontend, ChatFrontend) and (typed := self.frontend.typed()):
+            said.append(typed)
+        if self._chat_out and est is not None and now >= self._next_chat_ms:
+            self._next_chat_ms = now + CHAT_EVERY_MS
+            said.append(self._chat_out.pop(0))
+        me = est.local_name if est is not None else name_as_sent(self.options.name or "host")
+        for text in filter(None, map(chat_text, said)):
+            peer.connection.send_chat(me if host else "", text)
+            if host:
+                self.spectators.relay(me, text)
+            self._show_chat(me, text, own=True)
+        for name, text in from_spectators:  # the host's: the other player hears them too
+            peer.connection.send_chat(name, text)
+            self._show_chat(name, text)
+        for line in peer.heard:
+            if host:
+                self.spectators.relay(line.name, line.text)
+            self._show_chat(line.name, line.text)
+        peer.heard.clear()
+
+    def _show_chat(self, name: str, text: str, own: bool = False) -> None:
+        if not own:
+            self.log(f"chat {name}: {text}")
+        if isinstance(self.frontend, ChatFrontend):
+            self.frontend.heard(name, text)
 
     def _record(self, peer: MatchPeer) -> None:
         self.fanout.publish(peer.take_frames())
