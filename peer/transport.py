@@ -390,7 +390,10 @@ def start_connect(host: str, port: int, timeout_ms: int = 5000) -> Stream:
     """
     _check_port(port, 1)
     addresses = _resolve(host, port)
-    placeholder = socket.socket(addresses[0][0], socket.SOCK_STREAM)
+    try:
+        placeholder = socket.socket(addresses[0][0], socket.SOCK_STREAM)
+    except OSError as exc:  # out of descriptors, say
+        raise TransportError(_connect_error(host, port, exc.errno or errno.EINVAL)) from None
     stream = Stream(placeholder, format_endpoint(host, port), connecting=True)
     stream._target = (host, port)
     stream._next_addresses = list(addresses)
@@ -420,7 +423,10 @@ class Listener:
     def __init__(self, bind_host: str = "127.0.0.1", port: int = 0, backlog: int = 16) -> None:
         _check_port(port, 0)
         family, kind, proto, _, sockaddr = _resolve(bind_host, port, passive=True)[0]
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:  # out of descriptors, or no IPv6 here
+            raise TransportError(_listen_error(bind_host, port, exc)) from None
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(sockaddr)

@@ -311,3 +311,22 @@ def test_listener_and_stream_close_are_idempotent(pair, listener):
     listener.close()
     listener.close()
     assert listener.accept() is None
+
+
+def test_no_descriptor_left_for_a_socket_is_one_clear_line_not_a_traceback(monkeypatch):
+    import errno
+    import types
+
+    from peer import transport
+
+    def out_of_descriptors(*args, **kwargs):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    fake_socket = types.SimpleNamespace(**{**vars(socket), "socket": out_of_descriptors})
+    monkeypatch.setattr(transport, "socket", fake_socket)
+    with pytest.raises(TransportError) as listening:
+        Listener("127.0.0.1", 0)
+    assert str(listening.value) == f"cannot listen on 127.0.0.1:0: {os.strerror(errno.EMFILE)}"
+    with pytest.raises(TransportError) as connecting:
+        start_connect("127.0.0.1", 7777)
+    assert str(connecting.value) == f"cannot connect to 127.0.0.1:7777: {os.strerror(errno.EMFILE)}"
