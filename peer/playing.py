@@ -31,9 +31,10 @@ from peer.messages import (
 )
 
 PING_REPLY_MIN_MS = 100
-# Chat lines kept at most this often: a joiner speaks for itself; the host relays for everyone.
-CHAT_FROM_JOINER_MS = 500
-CHAT_FROM_HOST_MS = 50
+# Chat lines kept at most this often, after a burst of so many: a joiner speaks for itself, one line
+# at a time; the host relays for everyone, who may all speak at once.
+CHAT_FROM_JOINER_MS, CHAT_FROM_JOINER_BURST = 500, 1
+CHAT_FROM_HOST_MS, CHAT_FROM_HOST_BURST = 50, 16
 _U32 = 0xFFFFFFFF
 
 
@@ -90,8 +91,14 @@ class PlayingConnection:
         self._last_ping_ms = now_ms
         self._last_pong_sent_ms = now_ms - PING_REPLY_MIN_MS
         self._is_host = is_host
-        self._chat_every_ms = CHAT_FROM_JOINER_MS if is_host else CHAT_FROM_HOST_MS
-        self._last_chat_ms = now_ms - self._chat_every_ms
+        self._chat_every_ms, burst = (
+            (CHAT_FROM_JOINER_MS, CHAT_FROM_JOINER_BURST)
+            if is_host
+            else (CHAT_FROM_HOST_MS, CHAT_FROM_HOST_BURST)
+        )
+        self._chat_burst_ms = burst * self._chat_every_ms
+        self._chat_allowance_ms = self._chat_burst_ms  # a bucket of time: each line takes its share
+        self._last_chat_ms = now_ms
         self.goodbye_sent: str | None = None
         self.ended: Ended | None = None
         # A goodbye must fit the match: a joiner whose own handshake failed after our welcome may
@@ -193,9 +200,12 @@ class PlayingConnection:
         if self._is_host and message.name:
             raise RemoteProtocolError("the joiner's chat line names a sender")
         text = chat_text(message.text)
-        if not text or self._now_ms - self._last_chat_ms < self._chat_every_ms:
-            return
+        elapsed = self._now_ms - self._last_chat_ms
         self._last_chat_ms = self._now_ms
+        self._chat_allowance_ms = min(self._chat_burst_ms, self._chat_allowance_ms + elapsed)
+        if not text or self._chat_allowance_ms < self._chat_every_ms:
+            return
+        self._chat_allowance_ms -= self._chat_every_ms
         name = self.established.remote_name if self._is_host else printable(message.name)
         self._events.append(RemoteChat(name, text))
 

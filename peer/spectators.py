@@ -91,7 +91,7 @@ class Spectators:
         if now - self._last_service < SERVICE_EVERY_MS or not self._watching:
             return []
         self._last_service = now
-        lines: list[tuple[str, str]] = []
+        lines: list[tuple[HostWatch, str]] = []
         for stream, watch in self._watching:
             data = stream.pump(0)
             if data:
@@ -99,22 +99,23 @@ class Spectators:
             if stream.closed and watch.open:
                 watch.closed(stream.close_reason or "the connection ended")
             watch.service(now)
-            lines += [(watch.name, event.text) for event in watch.events]
+            lines += [(watch, event.text) for event in watch.events]
             watch.events.clear()
             if watch.open and stream.pending_bytes > MAX_PENDING_BYTES:
                 watch.drop("too_slow", f"{stream.pending_bytes} bytes wait for you to read them")
             self._flush(stream, watch)
-        for name, text in lines:
-            self.relay(name, text)
+        for sender, text in lines:
+            self.relay(sender.name, text, sender)
         for stream, watch in list(self._watching):
             if not watch.open:
                 self._say_gone(stream, watch)
-        return lines
+        return [(sender.name, text) for sender, text in lines]
 
-    def relay(self, name: str, text: str) -> None:
-        """A line of chat to every spectator (sent with the next turn's bytes)."""
+    def relay(self, name: str, text: str, sender: HostWatch | None = None) -> None:
+        """A line of chat to every spectator but its sender (sent with the next turn's bytes)."""
         for _, watch in self._watching:
-            watch.relay(name, text)
+            if watch is not sender:
+                watch.relay(name, text)
 
     def finish(self, reason: str, frame: int, chain: bytes, detail: str) -> None:
         """The match is over: the rest of it and the host's goodbye to everyone, then close."""

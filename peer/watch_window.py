@@ -143,6 +143,7 @@ class WatchWindow:
         if key in (pygame.K_RETURN, pygame.K_KP_ENTER):
             if self.typing:
                 self._sent.append(self.typing)
+                self.heard("you", self.typing)
             self.typing = None
         elif key == pygame.K_ESCAPE:
             self.typing = None

@@ -207,3 +207,27 @@ def test_a_host_whose_final_chain_differs_is_a_desync_at_the_last_frame(pong, tm
     code, result = s.finish()
     listener.close()
     assert code == 1 and result["result"] == "desync" and result["desync_frame"] == log.frames
+
+
+def test_players_and_a_spectator_chat_through_the_host(pong, tmp_path):
+    for who in ("host", "joiner", "spectator"):
+        (tmp_path / f"{who}.txt").write_text(f"hello from {who}\n\n\x1b[2Jclear {who}\n")
+    h = host(pong, "--frames", "300", "--chat", "host.txt")
+    port = h.port()
+    s = watch(pong, port, "--name", "Sam", "--chat", "spectator.txt")
+    h.wait_line("Sam (")
+    j = join(pong, port, "--chat", "joiner.txt")
+    procs = {"host": h, "joiner": j, "spectator": s}
+    for proc in procs.values():
+        code, _ = proc.finish()
+        assert code == 0, (proc.stderr, proc.lines)
+    names = {"host": "host", "joiner": "joiner", "spectator": "Sam"}
+    for who, proc in procs.items():
+        heard = {line for line in proc.lines if line.startswith("chat ")}
+        expected = {
+            f"chat {names[other]}: {text} {other}"
+            for other in procs
+            if other != who
+            for text in ("hello from", "?[2Jclear")
+        }
+        assert heard == expected, (who, proc.lines)
