@@ -173,6 +173,7 @@ def run_campaign(
     seed: int | None = None,
     worker: int = 0,
     stop: Callable[[], bool] | None = None,
+    signalled: Callable[[], bool] | None = None,
 ) -> CampaignResult:
     """Fuzz `properties` in turns for `seconds` (by `clock`); stop at the first failure unless
     `keep_going`. With a `seed`, each turn's examples are determined by the seed, the property,
@@ -180,8 +181,9 @@ def run_campaign(
     examples of its own; see the module's docstring).
 
     The examples are kept in `database`, else in the directory `database_dir` (default: see
-    `default_database_dir`). When `stop()` turns true the campaign ends as if its time were up.
-    A database whose storage fails raises DatabaseUnavailable."""
+    `default_database_dir`). When `stop()` turns true the campaign ends as if its time were up;
+    when `signalled()` is true a failure is the interrupting signal's doing, and the campaign ends
+    interrupted. A database whose storage fails raises DatabaseUnavailable."""
     if not properties:
         raise ValueError("no properties to run")
     watched = _WatchedDatabase(
@@ -243,6 +245,11 @@ def run_campaign(
                 turns_of[prop.name] += 1
                 # Examples per second of this turn, hypothesis' own overhead included.
                 rates[prop.name] = max(COUNTS[prop.name] - before, 1) / took
+                if failure is not None and signalled is not None and signalled():
+                    # Stopped mid-example (a Ctrl-C to the whole process group reaches the test
+                    # itself): what it raised is the stop's doing, not a property's failure.
+                    result.interrupted = True
+                    break
                 if failure is not None:
                     result.failures.append(failure)
                     active.remove(prop)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -304,6 +305,15 @@ def worker_main(argv: Sequence[str]) -> int:
     properties = by_name(config["names"])
     stopped = threading.Event()
     threading.Thread(target=_watch_stdin, args=(stopped,), daemon=True).start()
+
+    signalled = threading.Event()
+
+    def interrupted(signum: int, frame: object) -> None:
+        signalled.set()  # first, so whatever the interrupted example raises is known as the stop's
+        stopped.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
     try:
         database = open_database(config["database"])
     except DatabaseUnavailable as exc:
@@ -331,6 +341,7 @@ def worker_main(argv: Sequence[str]) -> int:
             seed=config["seed"],
             worker=config["worker"],
             stop=stopped.is_set,
+            signalled=signalled.is_set,
         )
     except DatabaseUnavailable as exc:
         _send({"error": str(exc)}, stopped)
