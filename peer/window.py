@@ -17,6 +17,7 @@ from lockstep.bots import Bot, make_bot
 from lockstep.inputs import DOWN, NEUTRAL, UP
 from lockstep.rules import TICKS_PER_SECOND
 from lockstep.state import State
+from peer.messages import chat_text
 from peer.protocol import Established
 from peer.session import SessionResult, View
 from replay.render import (
@@ -34,6 +35,8 @@ from replay.render import (
 WINDOW_SIZE = GAME_WINDOW_SIZE
 STALL_NOTICE_MS = 100  # show "waiting for peer" after a stall this long
 END_SCREEN_MS = 4000
+CHAT_SHOWN_MS = 6000  # a line of chat stays over the field this long
+CHAT_LINES = 5
 FRAME_MS = 1000 // TICKS_PER_SECOND
 DIM = (0, 0, 0, 160)
 INFO = (200, 200, 200)
@@ -120,6 +123,9 @@ class WindowFrontend:
         self._last_draw = 0.0
         # Keys held down, from KEYDOWN/KEYUP events: also sees posted events, unlike key.get_pressed().
         self._held: set[int] = set()
+        self.typing: str | None = None  # the chat line being typed (Enter opens it), else None
+        self.chat: list[tuple[float, str]] = []  # (shown until, line)
+        self._said: list[str] = []
 
     # -- Frontend -------------------------------------------------------------------------------
     def started(self, established: Established) -> None:
@@ -133,6 +139,8 @@ class WindowFrontend:
         if self.bot is not None:
             return self.bot.decide(state)
         self.handle_events()  # the freshest key state, right when the input is sampled
+        if self.typing is not None:
+            return NEUTRAL  # the keys type the chat line
         held = self._held
         k = self.pygame
         up = k.K_w in held or k.K_UP in held
@@ -141,6 +149,13 @@ class WindowFrontend:
 
     def quit_requested(self) -> bool:
         return self.quit
+
+    def typed(self) -> str | None:
+        return self._said.pop(0) if self._said else None
+
+    def heard(self, name: str, text: str) -> None:
+        self.chat.append((time.monotonic() + CHAT_SHOWN_MS / 1000, f"{name}: {text}"))
+        del self.chat[:-CHAT_LINES]
 
     def show(self, view: View) -> None:
         self.handle_events()
@@ -182,6 +197,13 @@ class WindowFrontend:
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
                 self.quit = True
+            elif event.type == pygame.KEYDOWN and self.typing is not None:
+                self._type(event.key)
+            elif event.type == pygame.TEXTINPUT and self.typing is not None:
+                self.typing = chat_text(self.typing + event.text)
+            elif event.type == pygame.KEYDOWN and event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+                self.typing = ""  # Enter opens a chat line; the paddle stops meanwhile
+                self._held.clear()
             elif event.type == pygame.KEYDOWN:
                 self._held.add(event.key)
                 if event.key == pygame.K_ESCAPE:
@@ -192,6 +214,28 @@ class WindowFrontend:
                 self._held.discard(event.key)
             elif event.type == pygame.WINDOWFOCUSLOST:
                 self._held.clear()  # a key released in another window must not stay held here
+
+    def _type(self, key: int) -> None:
+        """A key while typing: Enter sends the line, Esc cancels it, Backspace takes a character back."""
+        pygame = self.pygame
+        if key in (pygame.K_RETURN, pygame.K_KP_ENTER):
+            if self.typing:
+                self._said.append(self.typing)
+            self.typing = None
+        elif key == pygame.K_ESCAPE:
+            self.typing = None
+        elif key == pygame.K_BACKSPACE and self.typing:
+            self.typing = self.typing[:-1]
+
+    def _draw_chat(self) -> None:
+        """The last lines of chat for a few seconds, and the line being typed, low over the field."""
+        now = time.monotonic()
+        self.chat = [(until, line) for until, line in self.chat if until > now]
+        lines = [line for _, line in self.chat]
+        if self.typing is not None:
+            lines.append(f"say: {self.typing}_  (Enter sends, Esc cancels)")
+        for i, line in enumerate(reversed(lines)):
+            self._centre_text(line, self.screen.get_height() // 2 - 40 - 26 * i, 22, ALERT)
 
     def render(self, view: View) -> None:
         surface = self.screen
@@ -224,6 +268,7 @@ class WindowFrontend:
             self._centre_text("waiting for peer…", 0, 40, ALERT)
         if self.overlay:
             self._draw_overlay(view)
+        self._draw_chat()
 
     def render_end(self, headline: str, lines: list[str]) -> None:
         surface = self.screen

@@ -92,3 +92,30 @@ def test_the_players_overlay_says_how_many_watch():
     est = Established(RULES, 5, 3, 1, "bob", "alice", 42)
     assert overlay_lines(View("playing", established=est, spectators=3))[-1] == "3 watching"
     assert overlay_lines(View("playing", established=est))[-1] == "0 watching"
+
+
+def test_a_players_chat_line_stops_the_paddle_and_escape_cancels_it_without_quitting():
+    from lockstep.inputs import NEUTRAL, UP
+    from peer.window import WindowFrontend
+
+    player = WindowFrontend(None, end_screen_ms=0)
+    try:
+        state = Game(RULES, 5).state
+        key(player, pygame.K_w)
+        assert player.local_input(state) == UP
+        key(player, pygame.K_RETURN)  # opens a line: the held key no longer moves the paddle
+        for letter in "ws":
+            key(player, ord(letter), letter)
+        assert player.local_input(state) == NEUTRAL and player.typing == "ws"
+        key(player, pygame.K_RETURN)
+        assert player.typed() == "ws" and player.typing is None
+        key(player, pygame.K_RETURN)
+        key(player, pygame.K_ESCAPE)
+        assert player.typing is None and not player.quit and player.typed() is None
+        player.heard("Sam", "hi")
+        player.render(
+            View("playing", state=state, rules=RULES, established=Established(RULES, 5, 3, 1, "a", "b", 1))
+        )
+        assert [line for _, line in player.chat] == ["Sam: hi"]
+    finally:
+        pygame.quit()
