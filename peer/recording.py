@@ -101,6 +101,14 @@ class ReplayRecorder:
         if self.error is not None:
             raise ConsumerFailed(self.error)
 
+    def chat(self, name: str, text: str) -> None:
+        """A line of chat, kept with the frame it arrived at (none before the match began)."""
+        if self.error is None and self._writer is not None and not self._writer.closed:
+            try:
+                self._writer.add_chat(name, text)
+            except ReplayWriteError as exc:
+                self.error = str(exc)  # the next `take` tells
+
     def finish(self, end_reason: str) -> bool:
         """The footer and the last sync; True when the replay is complete (else `error` says why)."""
         if self._writer is None:

@@ -536,6 +536,7 @@ class Session:
         peer.heard.clear()
 
     def _show_chat(self, name: str, text: str, own: bool = False) -> None:
+        self.recorder.chat(name, text)
         if not own:
             self.log(f"chat {name}: {text}")
         if isinstance(self.frontend, ChatFrontend):

@@ -25,7 +25,7 @@ from lockstep.rules import SIM_VERSION, TICKS_PER_SECOND, Rules, RulesError, spl
 from lockstep.state import State
 from peer.fanout import ConsumerFailed
 from peer.handshake import Ended, Established, JoinerConfig
-from peer.messages import Frames, MatchInfo
+from peer.messages import Frames, MatchInfo, chat_text, name_as_sent
 from peer.protocol import Timeouts
 from peer.recording import ReplayRecorder, default_replay_path
 from peer.transport import Poller, TransportError, format_endpoint, start_connect
@@ -241,6 +241,7 @@ class WatchSession:
                     conn.leave("quit", "the spectator cannot record the match")
                     return WatchResult("quit", f"stopped watching: {self._write_error}", problem="usage")
             elif isinstance(event, ChatIn):
+                self.recorder.chat(event.name, event.text)
                 self.frontend.heard(event.name, event.text)
             else:
                 return self._ended(event)
@@ -318,12 +319,15 @@ class WatchSession:
             self.max_behind = max(self.max_behind, received - match.picture.frame)
 
     def _send_chat(self, conn: SpectatorConnection, now: int) -> None:
-        typed = self.frontend.typed()
-        if typed:
-            conn.chat(typed)
+        said = [self.frontend.typed()]
         if self._chat and self.match is not None and now >= self._next_chat_ms:
             self._next_chat_ms = now + CHAT_SEND_EVERY_MS
-            conn.chat(self._chat.pop(0))
+            said.append(self._chat.pop(0))
+        for text in said:
+            line = chat_text(text or "")
+            if line:
+                conn.chat(line)
+                self.recorder.chat(name_as_sent(self.options.name or "spectator"), line)
 
     def _view(self, connecting: bool) -> WatchView:
         match = self.match

@@ -19,9 +19,9 @@ Header::
                     a reader of this version takes a header without it as lockstep
     13+L    4     CRC32 of bytes 0 .. 13+L
 
-Record (chunk or footer)::
+Record (chunk, chat line or footer)::
 
-    1  tag: b"C" chunk, b"E" end (footer)
+    1  tag: b"C" chunk, b"T" a line of chat, b"E" end (footer)
     2  payload length P (u16)
     1  record check = 0xA5 ^ tag ^ both length bytes
     P  payload
@@ -29,6 +29,8 @@ Record (chunk or footer)::
 
     chunk payload:  n frame inputs (one byte per frame: both players packed, see lockstep.inputs),
                     then the chain value after the chunk's last frame (8 bytes); n = P - 8
+    chat payload:   the frame count when the line arrived (u64; at most the frames before it),
+                    sender (u8 length + UTF-8), text (UTF-8, the rest); no part of the game
     footer payload: frame count (u64), final chain (8 bytes), end reason (UTF-8, the rest)
 
 The check byte protects the length, so a single corrupted byte in a record header is reported as
@@ -55,6 +57,8 @@ FOOTER_FIXED = struct.Struct(f"<Q{CHAIN_SIZE}s")  # frames, final chain; the end
 
 TAG_CHUNK = ord("C")
 TAG_END = ord("E")
+TAG_CHAT = ord("T")
+MAX_CHAT_RECORD_BYTES = 255  # a chat line's text (the protocol sends at most 120)
 CHECK_SEED = 0xA5
 
 DEFAULT_CHUNK_FRAMES = 60  # about one second of play per chunk: a crash loses at most this

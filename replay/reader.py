@@ -38,6 +38,7 @@ from replay.format import (
     PREFIX,
     PREFIX_END,
     RECORD_HEAD,
+    TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
     VALID_INPUT_MAX,
@@ -49,6 +50,7 @@ from replay.format import (
 )
 
 __all__ = [
+    "ChatLine",
     "Footer",
     "Header",
     "Replay",
@@ -61,6 +63,15 @@ __all__ = [
     "parse_replay",
     "read_replay",
 ]
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """A line of chat and the frame count when it arrived; shown by the viewer, never verified."""
+
+    frame: int
+    name: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class Replay:
     size_bytes: int = 0
     header_bytes: int = 0
     path: str = ""
+    chat: list[ChatLine] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -150,6 +162,7 @@ class ReplayReader:
         self.warnings: list[str] = []
         self.frames = 0
         self.chunk_count = 0
+        self.chat: list[ChatLine] = []  # the lines of chat read so far, in order
         self.size_bytes = len(head)  # bytes read so far: the file's size once `chunks()` is done
         self._started = False
 
@@ -240,6 +253,8 @@ class ReplayReader:
                 yield inputs, payload[count:]
             elif tag == TAG_END:
                 self.footer = _parse_footer(payload, pos + head_size, self.frames, name)
+            elif tag == TAG_CHAT:
+                self.chat.append(_parse_chat(payload, pos, self.frames, name))
             else:
                 raise ReplayCorruptError(
                     f"{name}: unknown record type 0x{tag:02x} at byte offset {pos} (chunk {chunk})",
@@ -331,7 +346,27 @@ def _collect(reader: ReplayReader, max_frames: int | None) -> Replay:
         size_bytes=reader.size_bytes,
         header_bytes=h.header_bytes,
         path=reader.name,
+        chat=reader.chat,
     )
+
+
+def _shown(raw: bytes) -> str:
+    """Text from a file made safe to show: control characters (terminal escapes) become '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in raw.decode("utf-8", "replace"))
+
+
+def _parse_chat(payload: bytes, pos: int, frames: int, name: str) -> ChatLine:
+    if len(payload) < 9 or len(payload) < 9 + payload[8]:
+        raise ReplayCorruptError(f"{name}: the chat line at byte offset {pos} is cut short", offset=pos)
+    frame = int.from_bytes(payload[:8], "little")
+    if frame > frames:
+        raise ReplayCorruptError(
+            f"{name}: the chat line at byte offset {pos} names frame {frame}, after the {frames} "
+            "frames before it",
+            offset=pos,
+        )
+    size = payload[8]
+    return ChatLine(frame, _shown(payload[9 : 9 + size]), _shown(payload[9 + size :]))
 
 
 def _parse_header(data: bytes, name: str) -> Header:

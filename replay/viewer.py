@@ -38,6 +38,9 @@ TIMELINE_BG = (50, 50, 60)
 TIMELINE_FILL = (90, 140, 220)
 TIMELINE_BUILT = (70, 70, 85)
 TIMELINE_CURSOR = (255, 255, 255)
+CHAT = (255, 200, 80)
+CHAT_SHOWN_FRAMES = 6 * TICKS_PER_SECOND  # a line of chat stays over the court this long
+CHAT_LINES = 5
 
 
 def format_time(frames: int) -> str:
@@ -173,6 +176,11 @@ class Viewer:
         elif pygame.K_0 <= key <= pygame.K_9:
             self.seek(self.frames * (key - pygame.K_0) // 10)
 
+    def chat_at(self, frame: int) -> list[str]:
+        """The lines of chat shown at `frame`: those that arrived in the last few seconds of play."""
+        recent = [c for c in self.replay.chat if frame - CHAT_SHOWN_FRAMES < c.frame <= frame]
+        return [f"{c.name}: {c.text}" for c in recent[-CHAT_LINES:]]
+
     # --- drawing ---------------------------------------------------------------------------------
 
     def render(self, surface: pygame.Surface) -> None:
@@ -185,6 +193,8 @@ class Viewer:
         playback = self.playback
         state = playback.state
         draw_state(court, self.replay.rules, state, self.replay.names)
+        for i, line in enumerate(reversed(self.chat_at(self.frame))):
+            draw_text(court, line, width // 2, court_h // 2 - 40 - 26 * i, 22, CHAT, align="centre")
 
         panel = pygame.Rect(0, court_h, width, height - court_h)
         surface.fill(PANEL_BG, panel)

@@ -36,12 +36,14 @@ from replay.format import (
     FOOTER_FIXED,
     FORMAT_VERSION,
     MAGIC,
+    MAX_CHAT_RECORD_BYTES,
     MAX_CHUNK_FRAMES,
     MAX_HEADER_DELAY,
     MAX_NAME_BYTES,
     MAX_REASON_BYTES,
     NETCODES,
     PREFIX,
+    TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
     VALID_INPUT_MAX,
@@ -164,6 +166,16 @@ class ReplayWriter:
         self.frames += 1
         if len(self._pending) >= self.chunk_frames:
             self._write_chunk()
+
+    def add_chat(self, name: str, text: str) -> None:
+        """Record a line of chat at the current frame (the frames before it are written first, so
+        the file reads in order). Chat is no part of the game: verification never looks at it."""
+        if self._file is None:
+            self._raise_closed()
+        self._write_chunk()
+        sender = utf8_prefix(name, MAX_NAME_BYTES)
+        payload = struct.pack("<QB", self.frames, len(sender)) + sender
+        self._write(encode_record(TAG_CHAT, payload + utf8_prefix(text, MAX_CHAT_RECORD_BYTES)))
 
     def finish(self, end_reason: str) -> None:
         """An orderly end: write the pending frames and the footer, then close the file.

@@ -231,3 +231,9 @@ def test_players_and_a_spectator_chat_through_the_host(pong, tmp_path):
             for text in ("hello from", "?[2Jclear")
         }
         assert heard == expected, (who, proc.lines)
+    # Every replay keeps every line of the match (its own too), each at the frame it arrived.
+    said = {(name, f"{text} {who}") for who, name in names.items() for text in ("hello from", "?[2Jclear")}
+    for replay in ("host.replay", "joiner.replay", "spectator.replay"):
+        chat = read_replay(tmp_path / replay).chat
+        assert {(line.name, line.text) for line in chat} == said, replay
+        assert [line.frame for line in chat] == sorted(line.frame for line in chat)
