@@ -7,13 +7,20 @@ import json
 import time
 
 from lockstep.game import Game
-from lockstep.rules import Rules, rules_id
+from lockstep.rules import Rules, rules_id, split_rules_id
 from lockstep.script import random_inputs
-from peer.handshake import Established, HostConfig, JoinerConfig
+from peer.handshake import Ended, Established, HostConfig, JoinerConfig
 from peer.messages import Input, MatchInfo, Netcode, Ping, Purpose, encode
 from peer.protocol import Connection, Role
 from peer.transport import Listener, Stream, connect
-from peer.watching import HostWatch, MatchLog, SpectatorConnection, SpectatorState
+from peer.watching import (
+    FramesIn,
+    HostWatch,
+    MatchBegins,
+    MatchLog,
+    SpectatorConnection,
+    SpectatorState,
+)
 from replay.reader import open_replay, read_replay
 from tests.test_e2e import host, join, verified, wait_frames
 from tools.netsim import Impairment, NetSim
@@ -237,3 +244,42 @@ def test_players_and_a_spectator_chat_through_the_host(pong, tmp_path):
         chat = read_replay(tmp_path / replay).chat
         assert {(line.name, line.text) for line in chat} == said, replay
         assert [line.frame for line in chat] == sorted(line.frame for line in chat)
+
+
+def test_eight_spectators_at_once_follow_the_match_to_its_end(pong, tmp_path):
+    """Eight spectators made of the protocol's machine, all in this process, come in mid-match: each
+    meets every checkpoint and the host's final chain."""
+    h = host(pong, "--frames", "360", "--seed", "21")
+    port = h.port()
+    j = join(pong, port)
+    wait_frames(tmp_path / "host.replay", 60, h)
+    watchers = [_spectator(port, f"S{i}") for i in range(8)]
+    games: list[Game | None] = [None] * 8
+    ended: list[object] = [None] * 8
+    deadline = time.monotonic() + 60
+    while None in ended:
+        assert time.monotonic() < deadline, ended
+        for i, (stream, conn) in enumerate(watchers):
+            data = stream.pump(5)
+            if data:
+                conn.receive_data(data, 0)
+            elif stream.closed:
+                conn.receive_data(b"", 0)
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, MatchBegins):
+                    rules = Rules.decode(split_rules_id(event.info.rules_id)[1])
+                    games[i] = Game(rules, event.info.seed)
+                elif isinstance(event, FramesIn):
+                    game = games[i]
+                    assert game is not None and game.run(event.frames.inputs) == event.frames.chain
+                elif isinstance(event, Ended):
+                    ended[i] = event
+            stream.send(conn.data_to_send())
+    (hc, hr), (jc, _) = h.finish(), j.finish()
+    assert hc == jc == 0 and hr["spectators"] == 8
+    for game, end in zip(games, ended, strict=True):
+        assert isinstance(end, Ended) and end.reason == "finished" and end.by_remote
+        assert game is not None and game.frame == end.frame == 360
+        assert game.chain.hex() == end.chain.hex() == hr["final_chain"]
+    for stream, _ in watchers:
+        stream.close(linger_ms=0)
