@@ -126,18 +126,18 @@ class Pacer:
         """Sample the local inputs that are due, run every frame whose inputs are there, count stalls."""
         engine = peer.engine
         assert engine is not None
+        if self.fast:  # no clock, so nothing to keep together: no time sync either
+            if peer.update(now_ms, local_input):
+                self.stalled_since = None
+            else:
+                self._count_stall(peer, now_ms)
+            return
         self._note_arrivals(peer, now_ms)
 
         def sample(state: State) -> int:
             self.advantage.local_sampled(peer.local_inputs_end, now_ms, peer.connection.rtt_ms)
             return local_input(state)
 
-        if self.fast:
-            if peer.update(now_ms, sample):
-                self.stalled_since = None
-            else:
-                self._count_stall(peer, now_ms)
-            return
         if now_ms - self._next_sample > MAX_CATCH_UP_TICKS * TICK_MS:
             self._next_sample = float(now_ms)  # a long stall: resume at the normal pace
         sampled = False
