@@ -131,4 +131,6 @@ def summary(result: WatchResult) -> str:
         )
     if result.result == "quit" and result.problem is None:
         return f"stopped watching after {result.frames} frames{where}"
+    if result.problem is not None:  # it could not record, or not reach the host at all
+        return f"{ERROR_PREFIX}{result.detail}"
     return f"{ERROR_PREFIX}{result.result}: {result.detail}{where}"
