@@ -65,6 +65,7 @@ TAG_GOODBYE = 9
 TAG_MATCH_INFO = 10
 TAG_FRAMES = 11
 TAG_CHAT = 12
+TAG_WATCHERS = 13
 
 
 class Purpose(enum.IntEnum):
@@ -218,6 +219,13 @@ class Chat:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Watchers:
+    """Host -> joiner: how many spectators watch now (sent when it changes), for the overlay."""
+
+    count: int
+
+
 Message = (
     Hello
     | Challenge
@@ -232,6 +240,7 @@ Message = (
     | MatchInfo
     | Frames
     | Chat
+    | Watchers
 )
 
 
@@ -339,6 +348,8 @@ def encode(message: Message) -> bytes:
             message.text, MAX_CHAT_BYTES
         )
         return _framed(TAG_CHAT, payload)
+    if isinstance(message, Watchers):
+        return _framed(TAG_WATCHERS, _U8.pack(min(255, message.count)))
     raise TypeError(f"not a message: {message!r}")
 
 
@@ -492,6 +503,11 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         if len(text) > MAX_CHAT_BYTES:
             raise RemoteProtocolError(f"a chat line of {len(text)} bytes exceeds {MAX_CHAT_BYTES}")
         return Chat(name, r.text(text))
+    if tag == TAG_WATCHERS:
+        r = _Reader(payload, "watchers")
+        watchers = Watchers(r.u8())
+        r.done()
+        return watchers
     raise RemoteProtocolError(f"unknown message tag {tag}")
 
 

@@ -26,6 +26,7 @@ from peer.messages import (
     Message,
     Ping,
     Pong,
+    Watchers,
     chat_text,
     printable,
 )
@@ -91,6 +92,7 @@ class PlayingConnection:
         self._last_ping_ms = now_ms
         self._last_pong_sent_ms = now_ms - PING_REPLY_MIN_MS
         self._is_host = is_host
+        self.watchers = 0  # the joiner: how many spectators the host says watch
         self._chat_every_ms, burst = (
             (CHAT_FROM_JOINER_MS, CHAT_FROM_JOINER_BURST)
             if is_host
@@ -209,6 +211,12 @@ class PlayingConnection:
         name = self.established.remote_name if self._is_host else printable(message.name)
         self._events.append(RemoteChat(name, text))
 
+    def _on_watchers(self, message: Message) -> None:
+        assert isinstance(message, Watchers)
+        if self._is_host:
+            raise RemoteProtocolError("only the host says how many watch")
+        self.watchers = message.count
+
     def _on_goodbye(self, message: Message) -> None:
         assert isinstance(message, Goodbye)
         if message.reason not in self._goodbye_reasons:
@@ -228,6 +236,7 @@ PLAY_TRANSITIONS: dict[tuple[PlayState, type], _Handler] = {
     (PlayState.PLAYING, Goodbye): PlayingConnection._on_goodbye,
     (PlayState.PLAYING, Chat): PlayingConnection._on_chat,
     (PlayState.CLOSING, Chat): PlayingConnection._on_chat,
+    (PlayState.PLAYING, Watchers): PlayingConnection._on_watchers,
     (PlayState.CLOSING, Input): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, ChainCheck): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, Ping): PlayingConnection._on_ping,

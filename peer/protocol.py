@@ -33,6 +33,7 @@ from peer.messages import (
     Message,
     Purpose,
     Refuse,
+    Watchers,
     encode,
     encode_input,
 )
@@ -176,6 +177,16 @@ class Connection:
         """A line of chat (a joiner's own: no name; the host's or one it relays: the sender's)."""
         if self.playing is not None and self.playing.sending:
             self._send(Chat(name, text))
+
+    def send_watchers(self, count: int) -> None:
+        """The host tells the joiner how many spectators watch (when it changes)."""
+        if self.playing is not None and self.playing.sending:
+            self._send(Watchers(count))
+
+    @property
+    def watchers(self) -> int:
+        """How many spectators watch, as the host last said (the joiner's view)."""
+        return self.playing.watchers if self.playing is not None else 0
 
     def send_goodbye(self, reason: str, frame: int, chain: bytes, detail: str = "") -> None:
         """Say goodbye (quit, finished, desync, ...) and keep listening for the peer's goodbye."""

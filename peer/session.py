@@ -246,6 +246,7 @@ class Session:
         self._rollback_mark = (0, 0)  # (when, rollbacks then): the overlay's rate per second
         self._rollbacks_per_s = 0.0
         self._chat_out = list(options.chat)
+        self._watchers_told: tuple[int, int] | None = None  # (connection, count) the joiner was told
         self._next_chat_ms = 0
 
     # -- entry points ---------------------------------------------------------------------------
@@ -412,6 +413,7 @@ class Session:
                     self._start(peer, now)
                 pacer.run(peer, now, self.frontend.local_input)
             self._chat(peer, now, from_spectators)
+            self._tell_watchers(peer)
             self._record(peer)
             link.flush()
             if link.stream.pending_bytes > MAX_PENDING_BYTES and peer.outcome is None:
@@ -535,6 +537,13 @@ class Session:
             self._show_chat(line.name, line.text)
         peer.heard.clear()
 
+    def _tell_watchers(self, peer: MatchPeer) -> None:
+        """The host tells the joiner how many watch when it changes (and over a new connection)."""
+        told = (id(peer.connection), len(self.spectators))
+        if self.options.role is Role.HOST and told != self._watchers_told and peer.connection.playing:
+            peer.connection.send_watchers(told[1])
+            self._watchers_told = told
+
     def _show_chat(self, name: str, text: str, own: bool = False) -> None:
         self.recorder.chat(name, text)
         if not own:
@@ -579,7 +588,7 @@ class Session:
             last_agreed_chain=agreed,
             rollbacks_per_s=rollbacks_per_s,
             deepest_rollback=engine.deepest_rollback if isinstance(engine, RollbackEngine) else 0,
-            spectators=len(self.spectators),
+            spectators=len(self.spectators) if self.options.role is Role.HOST else peer.connection.watchers,
         )
 
     def _conclude(self, link: Link) -> SessionResult:

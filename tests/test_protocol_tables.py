@@ -35,6 +35,7 @@ from peer.messages import (
     Ping,
     Pong,
     Refuse,
+    Watchers,
     Welcome,
     encode,
 )
@@ -67,6 +68,7 @@ SAMPLES = {
     MatchInfo: MatchInfo(7, 2, rules_id(RULES), ("Hana", "Jo"), Netcode.LOCKSTEP, 0),
     Frames: Frames(0, bytes(3), bytes(8)),
     Chat: Chat("", "hello"),
+    Watchers: Watchers(2),
 }
 
 
@@ -104,6 +106,10 @@ def _playing_in(state, is_host=True):
     return machine
 
 
+def _joiner_playing_in(state):
+    return _playing_in(state, is_host=False)
+
+
 def _host_watch_in(state):
     machine = HostWatch("Sam", NOW, 5000)
     if state is not WatchState.WAITING:
@@ -125,7 +131,12 @@ def _spectator_in(state):
 CASES = [
     *((HOST_TRANSITIONS, _host_in, state, kind) for state in HostState for kind in SAMPLES),
     *((JOINER_TRANSITIONS, _joiner_in, state, kind) for state in JoinerState for kind in SAMPLES),
-    *((PLAY_TRANSITIONS, _playing_in, state, kind) for state in PlayState for kind in SAMPLES),
+    # (how many watch is the host's word: the joiner's machine takes it)
+    *(
+        (PLAY_TRANSITIONS, _playing_in if kind is not Watchers else _joiner_playing_in, state, kind)
+        for state in PlayState
+        for kind in SAMPLES
+    ),
     *((HOST_WATCH_TRANSITIONS, _host_watch_in, state, kind) for state in WatchState for kind in SAMPLES),
     *(
         (SPECTATOR_TRANSITIONS, _spectator_in, state, kind)

@@ -307,3 +307,17 @@ def test_a_host_that_sends_frames_out_of_order_is_the_spectators_protocol_error(
     spectator.receive_data(watch.data_to_send(), NOW)
     spectator.receive_data(encode(Frames(5, bytes(3), bytes(8))), NOW)
     assert spectator.ended is not None and spectator.ended.reason == "protocol_error"
+
+
+def test_the_joiner_learns_how_many_watch_and_a_host_hears_no_such_thing():
+    from peer.errors import RemoteProtocolError
+    from peer.messages import Watchers
+    from peer.playing import PlayingConnection
+
+    est = Established(RULES, SEED, 2, 1, "Jo", "Hana", 10, remote_inputs_from=2)
+    joiner = PlayingConnection(est, False, NOW, 5000, 1000, [].append, [])
+    joiner.handle(Watchers(3), NOW)
+    assert joiner.watchers == 3
+    host = PlayingConnection(est, True, NOW, 5000, 1000, [].append, [])
+    with pytest.raises(RemoteProtocolError):
+        host.handle(Watchers(3), NOW)
