@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from lockstep.engine import FrameAdvanced
 from peer.fanout import ConsumerFailed
 from peer.protocol import Established, Role
+from replay.format import RecordedSeat
 from replay.writer import ReplayWriteError, ReplayWriter
 
 
@@ -87,6 +88,10 @@ class ReplayRecorder:
                 names,
                 created_unix,
                 netcode=established.netcode.name.lower(),
+                # Whoever holds this file may take the seat back after a crash (--rejoin/--resume).
+                seat=RecordedSeat(established.local_slot, established.match_id, established.secret)
+                if established.secret
+                else None,
             )
         except ReplayWriteError as exc:
             self.error = str(exc)

@@ -15,8 +15,12 @@ Header::
                     seed (u64), input delay (u16), creation time (i64 unix seconds, metadata only),
                     nominal frames per chunk (u16),
                     name of the left player (u8 length + UTF-8), name of the right player (same),
-                    then, only when the match was not lockstep, its netcode (u8: 1 = rollback);
-                    a reader of this version takes a header without it as lockstep
+                    then, only when the match was not lockstep or the seat is recorded, its
+                    netcode (u8: 0 = lockstep, 1 = rollback); a reader of this version takes a
+                    header without it as lockstep;
+                    then, optionally, the recorder's seat (SEAT bytes: its slot u8, the match id,
+                    the match's secret): what `pong join --rejoin` / `pong host --resume` prove
+                    to take that seat back after a crash. Whoever holds the file holds the seat.
     13+L    4     CRC32 of bytes 0 .. 13+L
 
 Record (chunk, chat line or footer)::
@@ -41,6 +45,7 @@ chunk costs 1 byte per frame plus 16 bytes, about 1.27 bytes per frame.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from lockstep.chain import CHAIN_SIZE
 from lockstep.rules import RULES_ID_SIZE
@@ -68,6 +73,20 @@ MAX_REASON_BYTES = 64
 MAX_HEADER_DELAY = 0xFFFF  # what the header's 16-bit delay field holds (the engine allows far less)
 MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; nothing bigger is a replay
 VALID_INPUT_MAX = 0x0F  # the four bits lockstep.inputs uses
+MATCH_ID_BYTES = 16
+SECRET_BYTES = 32
+SEAT = struct.Struct(f"<B{MATCH_ID_BYTES}s{SECRET_BYTES}s")  # slot, match id, secret
+
+
+@dataclass(frozen=True)
+class RecordedSeat:
+    """The recorder's seat in its match: which paddle, which match, and the secret that proves it."""
+
+    slot: int
+    match_id: bytes
+    secret: bytes
+
+
 # How the match hid latency, by the header's netcode byte (peer.messages.Netcode's values). A
 # lockstep replay leaves the byte out: its bytes are those of a replay from before rollback.
 NETCODES = ("lockstep", "rollback")

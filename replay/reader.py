@@ -38,10 +38,12 @@ from replay.format import (
     PREFIX,
     PREFIX_END,
     RECORD_HEAD,
+    SEAT,
     TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
     VALID_INPUT_MAX,
+    RecordedSeat,
     ReplayCorruptError,
     ReplayError,
     ReplayTooLongError,
@@ -137,6 +139,7 @@ class Header:
     chunk_frames: int
     header_bytes: int
     netcode: str = "lockstep"
+    seat: RecordedSeat | None = None  # the recorder's seat, when it recorded one (a player's replay)
 
 
 class ReplayReader:
@@ -440,11 +443,19 @@ def _parse_header(data: bytes, name: str) -> Header:
             raise malformed(f"the {side} player's name is not UTF-8") from None
         pos += 1 + size
     netcode = "lockstep"
-    if pos < body_end:  # only a match that was not lockstep says how it hid latency
-        if not 0 < data[pos] < len(NETCODES):
+    seat: RecordedSeat | None = None
+    if pos < body_end:  # a match that was not lockstep, or a recorded seat, says how it hid latency
+        with_seat = body_end - pos == 1 + SEAT.size
+        if not (0 if with_seat else 1) <= data[pos] < len(NETCODES):
             raise malformed(f"unknown netcode {data[pos]}")
         netcode = NETCODES[data[pos]]
         pos += 1
+        if with_seat:
+            slot, match_id, secret = SEAT.unpack_from(data, pos)
+            if slot not in (0, 1):
+                raise malformed(f"the recorded seat is slot {slot}")
+            seat = RecordedSeat(slot, match_id, secret)
+            pos += SEAT.size
     if pos != body_end:
         raise malformed(f"{body_end - pos} unexpected bytes at the end of the header")
     return Header(
@@ -458,6 +469,7 @@ def _parse_header(data: bytes, name: str) -> Header:
         chunk_frames=chunk_frames,
         header_bytes=header_end,
         netcode=netcode,
+        seat=seat,
     )
 
 

@@ -36,6 +36,7 @@ from replay.format import (
     FOOTER_FIXED,
     FORMAT_VERSION,
     MAGIC,
+    MATCH_ID_BYTES,
     MAX_CHAT_RECORD_BYTES,
     MAX_CHUNK_FRAMES,
     MAX_HEADER_DELAY,
@@ -43,10 +44,13 @@ from replay.format import (
     MAX_REASON_BYTES,
     NETCODES,
     PREFIX,
+    SEAT,
+    SECRET_BYTES,
     TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
     VALID_INPUT_MAX,
+    RecordedSeat,
     check_byte,
     record_head,
 )
@@ -64,6 +68,7 @@ def encode_header(
     created_unix: int,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     netcode: str = "lockstep",
+    seat: RecordedSeat | None = None,
 ) -> bytes:
     """The header bytes of a replay; raises `ValueError` for values the format cannot hold."""
     if not isinstance(rules, Rules):
@@ -84,8 +89,16 @@ def encode_header(
     for name in names:
         raw = utf8_prefix(name, MAX_NAME_BYTES)
         body += bytes((len(raw),)) + raw
-    if netcode != "lockstep":
+    if netcode != "lockstep" or seat is not None:
         body += bytes((NETCODES.index(netcode),))
+    if seat is not None:
+        if (
+            seat.slot not in (0, 1)
+            or len(seat.match_id) != MATCH_ID_BYTES
+            or len(seat.secret) != SECRET_BYTES
+        ):
+            raise ValueError("a seat is a slot (0 or 1), a 16-byte match id and a 32-byte secret")
+        body += SEAT.pack(seat.slot, seat.match_id, seat.secret)
     prefix = struct.pack("<HH", FORMAT_VERSION, len(body))
     head = MAGIC + PREFIX.pack(FORMAT_VERSION, len(body), check_byte(prefix)) + body
     return head + CRC.pack(zlib.crc32(head))
@@ -128,8 +141,9 @@ class ReplayWriter:
         *,
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
         netcode: str = "lockstep",
+        seat: RecordedSeat | None = None,
     ) -> None:
-        header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames, netcode)
+        header = encode_header(rules, seed, input_delay, names, created_unix, chunk_frames, netcode, seat)
         self.path = os.fspath(path)
         self.rules = rules
         self.seed = seed

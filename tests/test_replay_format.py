@@ -468,3 +468,22 @@ def test_verify_reports_the_first_bad_checkpoint(tmp_path):
         # The chunk ending at frame 180 holds the divergence at 170; frame 150's bad value is not
         # stored. Verification stops at that first bad checkpoint: 60, 120 and 180 were compared.
         assert result.checkpoints == 3 and result.frames == 180
+
+
+@pytest.mark.parametrize("netcode", ["lockstep", "rollback"])
+def test_a_players_replay_records_its_seat_and_a_header_without_one_is_unchanged(netcode):
+    from replay.format import RecordedSeat
+
+    def parse_header(data, name):
+        return parse_replay(data, name).header
+
+    rules = Rules(points_to_win=3)
+    seat = RecordedSeat(1, b"m" * 16, b"s" * 32)
+    plain = encode_header(rules, 9, 2, ("a", "b"), 0, netcode=netcode)
+    seated = encode_header(rules, 9, 2, ("a", "b"), 0, netcode=netcode, seat=seat)
+    assert parse_header(seated, "x").seat == seat and parse_header(seated, "x").netcode == netcode
+    assert parse_header(plain, "x").seat is None and parse_header(plain, "x").netcode == netcode
+    if netcode == "lockstep":  # byte for byte what a lockstep header always was
+        assert plain == encode_header(rules, 9, 2, ("a", "b"), 0)
+    with pytest.raises(ValueError, match="seat"):
+        encode_header(rules, 9, 2, ("a", "b"), 0, seat=RecordedSeat(2, b"m" * 16, b"s" * 32))
