@@ -104,6 +104,8 @@ class Replay:
     header_bytes: int = 0
     path: str = ""
     chat: list[ChatLine] = field(default_factory=list)
+    netcode: str = "lockstep"
+    seat: RecordedSeat | None = None  # the recorder's seat, when it recorded one
 
     @property
     def frames(self) -> int:
@@ -350,6 +352,8 @@ def _collect(reader: ReplayReader, max_frames: int | None) -> Replay:
         header_bytes=h.header_bytes,
         path=reader.name,
         chat=reader.chat,
+        netcode=h.netcode,
+        seat=h.seat,
     )
 
 
