@@ -475,7 +475,7 @@ def test_a_players_replay_records_its_seat_and_a_header_without_one_is_unchanged
     from replay.format import RecordedSeat
 
     def parse_header(data, name):
-        return parse_replay(data, name).header
+        return parse_replay(data, name)
 
     rules = Rules(points_to_win=3)
     seat = RecordedSeat(1, b"m" * 16, b"s" * 32)
