@@ -283,3 +283,18 @@ def test_eight_spectators_at_once_follow_the_match_to_its_end(pong, tmp_path):
         assert game.chain.hex() == end.chain.hex() == hr["final_chain"]
     for stream, _ in watchers:
         stream.close(linger_ms=0)
+
+
+def test_a_spectator_follows_a_match_whose_players_connection_is_cut_and_taken_back(pong, tmp_path):
+    h = host(pong, "--frames", "300", "--seed", "5", "--reconnect", "10")
+    port = h.port()
+    s = watch(pong, port)
+    h.wait_line("spectator (")
+    with NetSim("127.0.0.1", port, cut_at_ms=(1500,)) as sim:
+        j = join(pong, sim.port, "--reconnect", "10")
+        (hc, hr), (jc, jr) = h.finish(timeout=60), j.finish(timeout=60)
+        assert sim.cuts_done == 1
+    assert hc == jc == 0 and hr["reconnects"] == jr["reconnects"] == 1, (h.lines, j.lines)
+    code, result = s.finish()
+    assert code == 0 and result["final_chain"] == hr["final_chain"] == jr["final_chain"], s.lines
+    same_match(tmp_path, "spectator.replay")
