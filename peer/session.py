@@ -44,7 +44,7 @@ from peer.protocol import (
 from peer.recording import ReplayRecorder, check_record_path, default_replay_path
 from peer.spectators import Spectators
 from peer.transport import Listener, Poller, Stream, TransportError, format_endpoint, start_connect
-from peer.waiting_room import Link, WaitingRoom
+from peer.waiting_room import ACCEPT_EVERY_MS, Link, WaitingRoom
 from replay.writer import ReplayWriteError
 
 __all__ = [
@@ -395,7 +395,8 @@ class Session:
             now = self.clock()
             if self._room is not None:
                 if self.options.reconnect_s > 0 or self.options.spectators > 0:
-                    self._room.admit(now)  # players taking their seat back and spectators come in
+                    # Players taking their seat back and spectators come in (newcomers now and then).
+                    self._room.admit(now, ACCEPT_EVERY_MS)
                 else:
                     self._room.turn_away(now, "a match is already in progress")
             link = self._link or link

@@ -89,7 +89,7 @@ class WaitingRoom:
         self._accept_paused_until: int | None = None
         self._accept_error_logged: int | None = None
         self._short_of_descriptors_until = 0
-        self._last_turn_away = -ACCEPT_EVERY_MS
+        self._last_accept: int | None = None
         poller.add(listener)
 
     @property
@@ -97,10 +97,12 @@ class WaitingRoom:
         return len(self._handshakes)
 
     # -- the two ways of answering the door ----------------------------------------------------------
-    def admit(self, now: int) -> None:
-        """While a seat is free: accept, move every handshake along, route the finished ones."""
-        while (stream := self._accept_one(now)) is not None:
-            self._welcome(stream, now)
+    def admit(self, now: int, accept_every_ms: int = 0) -> None:
+        """Accept, move every handshake along, route the finished ones. During a match, accepting
+        at most every `accept_every_ms` spares the game loop a system call per frame."""
+        if self._accept_due(now, accept_every_ms):
+            while (stream := self._accept_one(now)) is not None:
+                self._welcome(stream, now)
         for link in list(self._handshakes):
             link.pump(now)
             link.peer.update(now, None)
@@ -123,9 +125,8 @@ class WaitingRoom:
 
     def turn_away(self, now: int, detail: str) -> None:
         """While no seat is free (a match is on): refuse every newcomer with `session_full`."""
-        if now - self._last_turn_away < ACCEPT_EVERY_MS:
+        if not self._accept_due(now, ACCEPT_EVERY_MS):
             return
-        self._last_turn_away = now
         while (stream := self._accept_one(now)) is not None:
             self._refuse(stream, detail, now)
         self._service_closing(now)
@@ -151,6 +152,12 @@ class WaitingRoom:
         self.listener.close()
 
     # -- internals --------------------------------------------------------------------------------
+    def _accept_due(self, now: int, every_ms: int) -> bool:
+        if self._last_accept is not None and now - self._last_accept < every_ms:
+            return False
+        self._last_accept = now
+        return True
+
     def _welcome(self, stream: Stream, now: int) -> None:
         if len(self._handshakes) >= MAX_HANDSHAKES:
             victim = self._least_progress(now)
