@@ -38,7 +38,6 @@ CHAT_SEND_EVERY_MS = 1000  # --chat FILE: one line a second
 CONNECT_TIMEOUT_MS = 5000
 LOOP_SLEEP_MS = 5
 SHOW_EVERY_MS = 15
-CHAT_SHOWN = 5  # the window shows the last few lines
 
 
 @dataclass(frozen=True)
@@ -249,10 +248,12 @@ class WatchSession:
 
     def _begin(self, info: MatchInfo, now: int) -> str | None:
         try:
-            _, encoded = split_rules_id(info.rules_id)
+            sim, encoded = split_rules_id(info.rules_id)
             rules = Rules.decode(encoded)
         except RulesError as exc:
             return f"the host's rules are not valid here: {exc}"
+        if sim != SIM_VERSION:
+            return f"simulation versions differ: host {sim}, spectator {SIM_VERSION}"
         match = self.match = _Match(info, rules)
         self._admitted_ms = now
         self._picture_ms = now

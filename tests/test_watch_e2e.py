@@ -298,3 +298,19 @@ def test_a_spectator_follows_a_match_whose_players_connection_is_cut_and_taken_b
     code, result = s.finish()
     assert code == 0 and result["final_chain"] == hr["final_chain"] == jr["final_chain"], s.lines
     same_match(tmp_path, "spectator.replay")
+
+
+def test_a_host_of_another_simulation_version_is_a_rules_mismatch(pong, tmp_path):
+    from dataclasses import replace
+
+    from lockstep.rules import SIM_VERSION
+
+    listener, log = _fake_host(corrupt_at=None)
+    other = (SIM_VERSION + 1).to_bytes(4, "little") + log.info.rules_id[4:]
+    log.info = replace(log.info, rules_id=other)
+    s = watch(pong, listener.port)
+    _serve_one(listener, log, (log.frames, bytes(log.chains[-8:])))
+    code, result = s.finish()
+    listener.close()
+    assert code == 3 and result["result"] == "rules_mismatch", s.lines
+    assert "simulation versions differ" in result["detail"]
