@@ -230,6 +230,8 @@ class Session:
         )
         self.record_path = self.recorder.path
         self.pacer = Pacer(options.fast)
+        # Asked once: a runtime Protocol check costs microseconds, and the loop runs per frame.
+        self._chat_frontend = frontend if isinstance(frontend, ChatFrontend) else None
         self.fanout = Fanout()
         self._poller = Poller()
         silence_ms = options.timeouts.silence_ms
@@ -518,7 +520,7 @@ class Session:
         est = peer.established
         host = self.options.role is Role.HOST
         said: list[str] = []
-        if isinstance(self.frontend, ChatFrontend) and (typed := self.frontend.typed()):
+        if self._chat_frontend is not None and (typed := self._chat_frontend.typed()):
             said.append(typed)
         if self._chat_out and est is not None and now >= self._next_chat_ms:
             self._next_chat_ms = now + CHAT_EVERY_MS
@@ -549,8 +551,8 @@ class Session:
         self.recorder.chat(name, text)
         if not own:
             self.log(f"chat {name}: {text}")
-        if isinstance(self.frontend, ChatFrontend):
-            self.frontend.heard(name, text)
+        if self._chat_frontend is not None:
+            self._chat_frontend.heard(name, text)
 
     def _record(self, peer: MatchPeer) -> None:
         self.fanout.publish(peer.take_frames())
