@@ -1,5 +1,4 @@
-"""Confirmed frames to everyone who wants them: the replay recorder now; spectators and players
-taking a seat back later.
+"""Confirmed frames to everyone who wants them: the replay recorder and the spectators.
 
 Consumers register with `Fanout.add`; each gets every frame published after it joined, in order,
 as a batch. A consumer that can go on no longer raises `ConsumerFailed` (one line for a person): it

@@ -8,7 +8,8 @@ and for the joiner:
   player over; once a match runs it turns everyone else away with `session_full`;
 - the `Pacer` (peer/pacer.py) owns the 60 Hz clock (or `fast`): when to sample the local input, how
   long the loop may sleep, stalls, and keeping the two peers' clocks together;
-- the `Fanout` (peer/fanout.py) hands every confirmed frame to its consumers: the replay now;
+- the `Fanout` (peer/fanout.py) hands every confirmed frame to its consumers: the replay and the
+  spectators;
 - a `Frontend` (the headless bot driver or the game window) gives input and shows the match.
 
 The session owns the result.

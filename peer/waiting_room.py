@@ -92,10 +92,6 @@ class WaitingRoom:
         self._last_accept: int | None = None
         poller.add(listener)
 
-    @property
-    def handshakes(self) -> int:
-        return len(self._handshakes)
-
     # -- the two ways of answering the door ----------------------------------------------------------
     def admit(self, now: int, accept_every_ms: int = 0) -> None:
         """Accept, move every handshake along, route the finished ones. During a match, accepting
