@@ -66,8 +66,8 @@ class WaitingRoom:
     """Owns the listener and every connection that has not been handed over yet.
 
     `routes` maps what a connection is for to the handler that takes it once its handshake succeeds
-    (the session sets `Purpose.PLAY`; spectators and players taking a seat back get theirs later). A
-    purpose without a handler is refused.
+    (the session routes players, players taking their seat back, and spectators). A purpose without
+    a handler is refused.
     """
 
     def __init__(
