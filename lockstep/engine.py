@@ -17,6 +17,7 @@ after that sample: each local sample lets the game advance one frame.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -138,6 +139,43 @@ class Engine(Generic[G]):
         self._last_agreed = -1
         self._events: list[Event] = []
 
+    @classmethod
+    def taken_up(
+        cls,
+        game: G,
+        delay_frames: int,
+        local_slot: int,
+        local_inputs: Sequence[int],
+        *,
+        chain_every: int = DEFAULT_CHAIN_EVERY,
+        history_frames: int = 120,
+    ) -> Engine[G]:
+        """An engine for a match taken up again at the game's frame by a new process (the one that
+        played it crashed): `local_inputs` are ours from that frame on, as the peer sent them back;
+        the peer's inputs come from that frame on. Checks naming earlier frames find no history
+        here and are passed over, as ones older than the history always are."""
+        engine = cls(game, delay_frames, local_slot, chain_every=chain_every, history_frames=history_frames)
+        engine._local = deque(value & INPUT_MASK for value in local_inputs)
+        engine._remote = deque()
+        # The peer resends what it sampled before it had to wait for us: up to our inputs it held
+        # (as many as it sent back) and its delay beyond them.
+        engine.max_ahead += len(local_inputs)
+        return engine
+
+    def remote_inputs(self, start: int) -> bytes | None:
+        """The peer's inputs we hold from frame `start` on (a byte a frame), to send back to a peer
+        that lost them in a crash; None when `start` is older than our history."""
+        end = self.remote_input_end()
+        if start >= end:
+            return b""
+        first_kept = self.frame - len(self._inputs)
+        if start < first_kept:
+            return None
+        shift = 2 - 2 * self.local_slot  # where the peer's bits sit in a frame input
+        held = bytearray((self._inputs[f - first_kept] >> shift) & 3 for f in range(start, self.frame))
+        held += bytes(self._remote)[max(0, start - self.frame) :]
+        return bytes(held)
+
     # -- queries -------------------------------------------------------------------------------
     @property
     def frame(self) -> int:
@@ -205,7 +243,8 @@ class Engine(Generic[G]):
         self._local.append(player_input)
         sampled_at = frame - self.delay
         chain = self.chain_at(sampled_at)
-        assert chain is not None, "the frame an input is sampled at is always in history"
+        if chain is None:  # only in a match taken up again mid-way: before its first frame here
+            return LocalInput(frame, player_input, 0, NO_CHECK_LAG)
         return LocalInput(frame, player_input, chain_bits(chain), 0)
 
     def add_remote_input(self, player_input: int, remote_chain_bits: int, check_lag: int = 0) -> int:

@@ -94,6 +94,9 @@ class Established:
     netcode: Netcode = Netcode.LOCKSTEP
     secret: bytes = b""  # the per-match secret a seat is taken back with
     resend_from: int = 0  # the first frame of our own input stream the peer lacks
+    # A resume: our own inputs the peer sent back, from frame `own_from` on (a byte a frame).
+    own_from: int = 0
+    echo: bytes = b""
 
     @property
     def names(self) -> tuple[str, str]:
@@ -111,11 +114,16 @@ class Established:
 
 @dataclass(frozen=True)
 class Seat:
-    """A match under way, as one side holds it: what a resume of it must match, and `held`, the first
-    frame of the peer's input stream this side lacks."""
+    """A match under way, as one side holds it: what a resume of it must match; `held`, the first
+    frame of the peer's input stream this side lacks; `own_from`, the first frame of its own stream
+    it lacks (a process that crashed lost what it sent after its replay's last chunk; a live one
+    lacks nothing: its next input's frame); `peer_inputs(f)`, the peer's inputs it holds from frame
+    `f` to `held`, a byte a frame, to send back to a peer that lost them (None: no longer kept)."""
 
     established: Established
     held: int
+    own_from: int = 0
+    peer_inputs: Callable[[int], bytes | None] = field(default=lambda frame: b"")
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,8 @@ class HostHandshake(_Handshake):
         self._challenge_sent_ms = 0
         self._rtt_samples: list[int] = []
         self._resend_from = 0
+        self._own_from = 0  # RESUME: the first frame of our own stream we lack (said in the challenge)
+        self._peer_own_from = 0  # ... and of the joiner's own stream it lacks (said in its hello)
 
     def handle(self, message: Message) -> None:
         handler = HOST_TRANSITIONS.get((self.state, type(message)))
@@ -243,11 +253,13 @@ class HostHandshake(_Handshake):
                 self.refuse("auth_failed", "no match here has that seat open")
                 return
             self._resend_from = message.held
+            self._peer_own_from = message.own_from
+            self._own_from = seat.own_from
         self._peer_nonce = message.nonce
         self.remote_name = printable(message.name)
         key = self.config.key
         proof = auth.host_proof(key, message.nonce, self.nonce) if key else b""
-        self._send(Challenge(self.nonce, key is not None, proof))
+        self._send(Challenge(self.nonce, key is not None, proof, self._own_from))
         self._challenge_sent_ms = self.now_ms
         self.state = HostState.AWAIT_AUTH
 
@@ -262,9 +274,9 @@ class HostHandshake(_Handshake):
         elif message.proof:
             raise RemoteProtocolError("the joiner sent a key proof the host did not ask for")
         if self.purpose is Purpose.RESUME:
-            self._resume(message.seat_proof)
+            self._resume(message.seat_proof, message.echo)
             return
-        if message.seat_proof:
+        if message.seat_proof or message.echo:
             raise RemoteProtocolError("a new player or spectator sent a seat proof")
         if self.purpose is Purpose.WATCH:
             self._admit_spectator()
@@ -281,8 +293,9 @@ class HostHandshake(_Handshake):
         self._rtt_samples.append(rtt)
         self._continue_probing()
 
-    def _resume(self, proof: bytes) -> None:
-        """The seat's owner is back: no probing (the round trip is known), the match as it stands."""
+    def _resume(self, proof: bytes, echo: bytes) -> None:
+        """The seat's owner is back: no probing (the round trip is known), the match as it stands,
+        and each side's own inputs that the other holds and it lost in a crash, sent back."""
         seat = self.config.seat() if self.config.seat is not None else None
         if seat is None:
             self.refuse("auth_failed", "the match whose seat was asked for is over")
@@ -291,6 +304,18 @@ class HostHandshake(_Handshake):
         if not auth.proofs_match(auth.seat_proof(est.secret, self._peer_nonce, self.nonce), proof):
             self.refuse("auth_failed", "the joiner does not hold this match's secret")
             return
+        if len(echo) != max(0, self._resend_from - self._own_from):
+            raise RemoteProtocolError(
+                f"the joiner sent back {len(echo)} of our inputs; we lack frames {self._own_from} "
+                f"to {self._resend_from}"
+            )
+        theirs = b""
+        if self._peer_own_from < seat.held:
+            found = seat.peer_inputs(self._peer_own_from)
+            if found is None:
+                self.refuse("auth_failed", f"the joiner's inputs from frame {self._peer_own_from} are gone")
+                return
+            theirs = found
         self._send(
             Welcome(
                 est.seed,
@@ -302,6 +327,7 @@ class HostHandshake(_Handshake):
                 est.match_id,
                 seat.held,
                 est.netcode,
+                theirs,
             )
         )
         self.state = HostState.DONE
@@ -312,6 +338,8 @@ class HostHandshake(_Handshake):
             purpose=Purpose.RESUME,
             remote_inputs_from=seat.held,
             resend_from=self._resend_from,
+            own_from=self._own_from,
+            echo=echo,
         )
 
     def _admit_spectator(self) -> None:
@@ -385,8 +413,8 @@ class JoinerHandshake(_Handshake):
         seat = config.seat
         if (config.purpose is Purpose.RESUME) != (seat is not None):
             raise LocalProtocolError("taking a seat back needs the seat, and only that does")
-        match, held = (seat.established.match_id, seat.held) if seat is not None else (b"", 0)
-        send(Hello(PROTOCOL_VERSION, rules_id(Rules()), nonce, config.name, config.purpose, match, held))
+        match, held, own = (seat.established.match_id, seat.held, seat.own_from) if seat else (b"", 0, 0)
+        send(Hello(PROTOCOL_VERSION, rules_id(Rules()), nonce, config.name, config.purpose, match, held, own))
 
     def handle(self, message: Message) -> None:
         handler = JOINER_TRANSITIONS.get((self.state, type(message)))
@@ -426,8 +454,16 @@ class JoinerHandshake(_Handshake):
                 return
             proof = auth.joiner_proof(key, self.nonce, message.nonce)
         seat = self.config.seat
-        seat_proof = auth.seat_proof(seat.established.secret, self.nonce, message.nonce) if seat else b""
-        self._send(Auth(proof, seat_proof))
+        seat_proof = echo = b""
+        if seat is not None:
+            seat_proof = auth.seat_proof(seat.established.secret, self.nonce, message.nonce)
+            if message.own_from < seat.held:  # the host lost its last inputs: we hold them
+                found = seat.peer_inputs(message.own_from)
+                if found is None:
+                    self.leave("auth_failed", f"the host's inputs from frame {message.own_from} are gone")
+                    return
+                echo = found
+        self._send(Auth(proof, seat_proof, echo))
         self.state = JoinerState.AWAIT_WELCOME
 
     def _on_ping(self, message: Message) -> None:
@@ -489,6 +525,11 @@ class JoinerHandshake(_Handshake):
         )
         if not same or message.netcode != est.netcode:
             raise RemoteProtocolError("welcome names another match than the one we take our seat back in")
+        if len(message.echo) != max(0, message.held - seat.own_from):
+            raise RemoteProtocolError(
+                f"the host sent back {len(message.echo)} of our inputs; we lack frames {seat.own_from} "
+                f"to {message.held}"
+            )
         self.state = JoinerState.DONE
         self.established = replace(
             est,
@@ -496,6 +537,8 @@ class JoinerHandshake(_Handshake):
             purpose=Purpose.RESUME,
             remote_inputs_from=seat.held,
             resend_from=message.held,
+            own_from=seat.own_from,
+            echo=message.echo,
         )
 
 

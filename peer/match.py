@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lockstep.engine import (
+    NO_CHECK_LAG,
     ChainToSend,
     DesyncDetected,
     Engine,
@@ -82,6 +83,10 @@ class MatchPeer:
         self.paused_ms = 0
         # A waiting room's handshake that came to take a seat back: for the match, not for this peer.
         self.resume_request: Established | None = None
+        # A seat taken back from a replay after a crash: the frames it recorded (`take_seat_from`).
+        self._recorded: bytes | None = None
+        self.rejoined_at_frame: int | None = None
+        self._taken_up_at: int | None = None  # our next input's frame when the seat was taken back
         self.watch_request: Established | None = None  # a waiting room's spectator, likewise
         self.heard: list[RemoteChat] = []  # chat from the other side, for the session to take
 
@@ -158,9 +163,45 @@ class MatchPeer:
 
     def seat(self) -> Seat | None:
         """The match as this side holds it, for a resume of it: None once there is none to resume."""
-        if self.established is None or self.engine is None or self.outcome is not None:
+        if self.established is None or self.outcome is not None:
             return None
-        return Seat(self.established, self.engine.remote_inputs_held())
+        engine = self.engine
+        if engine is None:
+            return recorded_seat(self.established, self._recorded) if self._recorded is not None else None
+        peer_inputs = engine.remote_inputs if isinstance(engine, Engine) else _none_kept
+        return Seat(self.established, engine.remote_inputs_held(), self.local_inputs_end, peer_inputs)
+
+    @property
+    def seat_frames(self) -> int:
+        """Frames the replay of a seat being taken back holds (0 otherwise)."""
+        return len(self._recorded) if self._recorded is not None else 0
+
+    def take_seat_from(self, established: Established, frame_inputs: bytes) -> None:
+        """This process takes back a seat in a match whose first `len(frame_inputs)` frames its
+        crashed predecessor recorded (`established` as its replay's header says). The connection,
+        a RESUME handshake, brings the rest: the peer's inputs, and ours that the crash lost."""
+        self.established = established
+        self._recorded = frame_inputs
+
+    def _take_up(self, est: Established) -> None:
+        """Re-simulate the recorded frames (handed on as frames, so the new replay holds the whole
+        match) and go on from the last one with our inputs the peer sent back."""
+        assert self._recorded is not None
+        game = self._game_factory(est)
+        for frame_input in self._recorded:
+            chain = game.advance(frame_input)
+            self._new_frames.append(FrameAdvanced(game.frame, frame_input, chain))
+        start = max(len(self._recorded), est.delay_frames)
+        # Ours from the last recorded frame on: neutral before the delay, then what the peer holds.
+        ours = bytes(start - len(self._recorded)) + est.echo
+        self.established = est
+        self.engine = Engine[Any].taken_up(
+            game, est.delay_frames, est.local_slot, ours, chain_every=self._chain_every
+        )
+        self._taken_up_at = start + len(est.echo)
+        self._sent.extend(LocalInput(start + i, value, 0, NO_CHECK_LAG) for i, value in enumerate(est.echo))
+        self.rejoined_at_frame = len(self._recorded)
+        self._recorded = None
 
     def reconnect(self, connection: Connection, now_ms: int) -> None:
         """Go on over a new connection: one still in its RESUME handshake (the joiner redialled), or
@@ -168,9 +209,11 @@ class MatchPeer:
         if self.outcome is not None:
             return
         self.connection = connection
-        if self.lost_since is None:  # the peer noticed the drop before we did
+        if self.lost_since is None and self._recorded is None:  # the peer noticed the drop first
             self.lost_since = now_ms
         if connection.established is not None:
+            if self.engine is None and self._recorded is not None:
+                self._take_up(connection.established)
             self._resume(connection.established, now_ms)
         self._drain_protocol(now_ms)
 
@@ -179,6 +222,8 @@ class MatchPeer:
         """The frame our next sampled input will be for."""
         if self._sent:
             return self._sent[-1].frame + 1
+        if self._taken_up_at is not None:
+            return self._taken_up_at
         return self.established.delay_frames if self.established is not None else 0
 
     @property
@@ -235,7 +280,10 @@ class MatchPeer:
                 self.watch_request = event
                 return
             if isinstance(event, Established) and event.purpose is Purpose.RESUME:
-                if self.engine is None:
+                if self.engine is None and self._recorded is not None:
+                    self._take_up(event)
+                    self._resume(event, now_ms)
+                elif self.engine is None:
                     # A waiting room's handshake: the match's own peer takes it from here (`reconnect`),
                     # with every event after this one still queued.
                     self.resume_request = event
@@ -279,11 +327,11 @@ class MatchPeer:
         for item in sent:
             if item.frame >= est.resend_from:
                 self.connection.send_input(item.player_input, item.chain_bits, item.check_lag)
-        if self.lost_since is not None:
+        if self.lost_since is not None:  # (a seat taken back from a replay was never lost here)
             self.paused_ms += max(0, now_ms - self.lost_since)
+            self.reconnects += 1
         self.lost_since = None
         self.lost_detail = ""
-        self.reconnects += 1
 
     def _fail_now(self, detail: str) -> None:
         self.connection.fail_remote(detail)
@@ -416,3 +464,19 @@ _REMOTE_DETAIL = {
     "quit": "the other player quit",
     "peer_timeout": "the other player timed out",
 }
+
+
+def _none_kept(start: int) -> bytes | None:
+    return None  # the rollback engine keeps no inputs to send back: a crash there cannot be resumed
+
+
+def recorded_seat(established: Established, frame_inputs: bytes) -> Seat:
+    """The seat a crashed player's replay holds: both streams up to its last frame, nothing after
+    (its own later inputs went with the crash; the peer sends them back)."""
+    start = max(len(frame_inputs), established.delay_frames)
+    shift = 2 - 2 * established.local_slot  # where the peer's bits sit in a frame input
+
+    def peer_inputs(first: int) -> bytes:
+        return bytes((value >> shift) & 3 for value in frame_inputs[first:])
+
+    return Seat(established, start, start, peer_inputs)

@@ -28,6 +28,9 @@ PROTOCOL_VERSION = 2
 INPUT_SIZE = 3
 NO_CHECK_LAG = 31  # an input that carries no chain check
 MATCH_ID_SIZE = 16
+# Inputs sent back to a player that crashed: what it sent after its replay's last chunk (a chunk is
+# 60 frames) plus the delay; far more is no honest crash.
+MAX_ECHO_FRAMES = 600
 NONCE_SIZE = 16
 PROOF_SIZE = 32
 MAX_NAME_BYTES = 32
@@ -94,8 +97,10 @@ _U64 = struct.Struct("<Q")
 class Hello:
     """Joiner -> host, first message. Magic and version come first and never change layout.
 
-    `match_id` and `held` matter for RESUME: which match, and the first frame of the host's input
-    stream that this side does not hold. A new player sends no id and 0.
+    `match_id`, `held` and `own_from` matter for RESUME: which match, the first frame of the host's
+    input stream that this side does not hold, and the first frame of its own stream it lacks (a
+    process that crashed lost its last inputs; the host sends them back). A new player sends no id
+    and zeros.
     """
 
     protocol_version: int
@@ -105,15 +110,18 @@ class Hello:
     purpose: Purpose = Purpose.PLAY
     match_id: bytes = b""
     held: int = 0
+    own_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    """Host -> joiner: the host's nonce and, with a key, its proof of knowing the key."""
+    """Host -> joiner: the host's nonce and, with a key, its proof of knowing the key; to a RESUME,
+    also the first frame of its own input stream it lacks (a host that crashed lost its last ones)."""
 
     nonce: bytes
     key_required: bool
     proof: bytes  # empty without a key
+    own_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +131,7 @@ class Auth:
 
     proof: bytes
     seat_proof: bytes = b""
+    echo: bytes = b""  # RESUME: the host's own inputs from its `own_from` on, one byte a frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +152,7 @@ class Welcome:
     match_id: bytes = bytes(MATCH_ID_SIZE)
     held: int = 0
     netcode: Netcode = Netcode.LOCKSTEP
+    echo: bytes = b""  # RESUME: the joiner's own inputs from its hello's `own_from` on, a byte a frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +276,12 @@ def chat_text(text: str) -> str:
 
 
 # -- encoding -------------------------------------------------------------------------------------
+def _echo(inputs: bytes) -> bytes:
+    if len(inputs) > MAX_ECHO_FRAMES:
+        raise ValueError(f"at most {MAX_ECHO_FRAMES} inputs are sent back at once")
+    return _U16.pack(len(inputs)) + inputs
+
+
 def _short_bytes(data: bytes) -> bytes:
     return _U8.pack(len(data)) + data
 
@@ -293,13 +309,20 @@ def encode(message: Message) -> bytes:
             + _short_bytes(utf8_prefix(message.name, MAX_NAME_BYTES))
             + _short_bytes(message.match_id)
             + _U32.pack(message.held)
+            + _U32.pack(message.own_from)
         )
         return _framed(TAG_HELLO, payload)
     if isinstance(message, Challenge):
-        payload = message.nonce + _U8.pack(int(message.key_required)) + _short_bytes(message.proof)
+        payload = (
+            message.nonce
+            + _U8.pack(int(message.key_required))
+            + _short_bytes(message.proof)
+            + _U32.pack(message.own_from)
+        )
         return _framed(TAG_CHALLENGE, payload)
     if isinstance(message, Auth):
-        return _framed(TAG_AUTH, _short_bytes(message.proof) + _short_bytes(message.seat_proof))
+        payload = _short_bytes(message.proof) + _short_bytes(message.seat_proof) + _echo(message.echo)
+        return _framed(TAG_AUTH, payload)
     if isinstance(message, Welcome):
         payload = (
             _U64.pack(message.seed)
@@ -311,6 +334,7 @@ def encode(message: Message) -> bytes:
             + message.match_id
             + _U32.pack(message.held)
             + _U8.pack(message.netcode)
+            + _echo(message.echo)
         )
         return _framed(TAG_WELCOME, payload)
     if isinstance(message, Refuse):
@@ -394,6 +418,15 @@ class _Reader:
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"{self.what} text is not valid UTF-8") from None
 
+    def echo(self) -> bytes:
+        size = self.u16()
+        if size > MAX_ECHO_FRAMES:
+            raise RemoteProtocolError(f"{self.what} sends back {size} inputs; at most {MAX_ECHO_FRAMES} fit")
+        data = self.take(size)
+        if any(b > 3 for b in data):
+            raise RemoteProtocolError(f"{self.what} sends back an input that is not two bits")
+        return data
+
     def reason(self) -> str:
         code = self.u8()
         if not 1 <= code <= len(REASONS):
@@ -429,9 +462,8 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         if purpose_code not in tuple(Purpose):
             raise RemoteProtocolError(f"hello has unknown purpose {purpose_code}")
         rules, nonce, name = r.short_bytes(255), r.take(NONCE_SIZE), r.text(r.short_bytes(MAX_NAME_BYTES))
-        hello = Hello(
-            version, rules, nonce, name, Purpose(purpose_code), r.short_bytes(MATCH_ID_SIZE), r.u32()
-        )
+        match, held, own_from = r.short_bytes(MATCH_ID_SIZE), r.u32(), r.u32()
+        hello = Hello(version, rules, nonce, name, Purpose(purpose_code), match, held, own_from)
         r.done()
         return hello
     if tag == TAG_CHALLENGE:
@@ -440,12 +472,12 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         key_flag = r.u8()
         if key_flag > 1:
             raise RemoteProtocolError("challenge has a bad key flag")
-        challenge = Challenge(nonce, bool(key_flag), r.short_bytes(PROOF_SIZE))
+        challenge = Challenge(nonce, bool(key_flag), r.short_bytes(PROOF_SIZE), r.u32())
         r.done()
         return challenge
     if tag == TAG_AUTH:
         r = _Reader(payload, "auth")
-        auth = Auth(r.short_bytes(PROOF_SIZE), r.short_bytes(PROOF_SIZE))
+        auth = Auth(r.short_bytes(PROOF_SIZE), r.short_bytes(PROOF_SIZE), r.echo())
         r.done()
         return auth
     if tag == TAG_WELCOME:
@@ -456,7 +488,7 @@ def decode_payload(tag: int, payload: bytes) -> Message:
         match, held, netcode = r.take(MATCH_ID_SIZE), r.u32(), r.u8()
         if netcode not in tuple(Netcode):
             raise RemoteProtocolError(f"welcome names an unknown netcode {netcode}")
-        welcome = Welcome(seed, delay, slot, rules_id, rtt, name, match, held, Netcode(netcode))
+        welcome = Welcome(seed, delay, slot, rules_id, rtt, name, match, held, Netcode(netcode), r.echo())
         r.done()
         if welcome.joiner_slot not in (0, 1):
             raise RemoteProtocolError(f"welcome assigns an invalid slot {welcome.joiner_slot}")

@@ -108,6 +108,7 @@ def run_pair(
     max_ticks: int = 1_000_000,
     drops: Mapping[int, int] | None = None,
     key: bytes | None = None,
+    start_ms: int = 0,
 ) -> PairRun:
     """Play both peers at a fixed tick over links with the given one-way latency, until both end.
 
@@ -117,7 +118,7 @@ def run_pair(
     """
     to_host, to_joiner = Link(one_way_ms), Link(one_way_ms)
     host_stalls = joiner_stalls = 0
-    now = 0
+    now = start_ms
     ticks = 0
     back_at: int | None = None
     while ticks < max_ticks:

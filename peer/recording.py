@@ -12,6 +12,8 @@ from lockstep.engine import FrameAdvanced
 from peer.fanout import ConsumerFailed
 from peer.protocol import Established, Role
 from replay.format import RecordedSeat
+from replay.reader import ReplayError, read_replay
+from replay.verify import verify_replay
 from replay.writer import ReplayWriteError, ReplayWriter
 
 
@@ -137,3 +139,45 @@ class ReplayRecorder:
         with contextlib.suppress(OSError):
             if os.path.isfile(self.path) and os.path.getsize(self.path) == 0:
                 os.remove(self.path)
+
+
+class SeatError(Exception):
+    """A replay that cannot give its seat back. `str()` is one line for a person."""
+
+
+def load_seat(path: str) -> tuple[Established, bytes]:
+    """The match a crashed player recorded, for `--rejoin`/`--resume`: as its header says, and the
+    frames it holds, checked against their chains first."""
+    try:
+        replay = read_replay(path)
+    except ReplayError as exc:
+        raise SeatError(f"cannot take a seat back from {path}: {exc}") from None
+    if replay.footer is not None:
+        raise SeatError(
+            f"the match in {path} is over ({replay.footer.end_reason}): there is no seat to take back"
+        )
+    seat = replay.seat
+    if seat is None:
+        raise SeatError(
+            f"{path} records no seat to take back (a spectator's, or from before pong could rejoin)"
+        )
+    if replay.netcode != "lockstep":
+        raise SeatError("taking a seat back after a crash works in lockstep matches only, for now")
+    result = verify_replay(replay)
+    if not result.ok:
+        raise SeatError(
+            f"cannot take a seat back from {path}: its chain differs at frame {result.first_bad_frame}"
+        )
+    names = replay.names
+    established = Established(
+        replay.rules,
+        replay.seed,
+        replay.input_delay,
+        seat.slot,
+        names[seat.slot],
+        names[1 - seat.slot],
+        0,  # the round trip is measured anew
+        seat.match_id,
+        secret=seat.secret,
+    )
+    return established, replay.frame_inputs

@@ -30,7 +30,7 @@ from lockstep.rules import Rules
 from lockstep.state import State
 from peer.addresses import join_hint, waiting_line
 from peer.fanout import Fanout
-from peer.match import LINGER_MS, MatchPeer, Outcome
+from peer.match import LINGER_MS, MatchPeer, Outcome, recorded_seat
 from peer.messages import Netcode, Purpose, chat_text, name_as_sent
 from peer.pacer import Pacer
 from peer.perturb import pong_game
@@ -42,7 +42,7 @@ from peer.protocol import (
     Role,
     Timeouts,
 )
-from peer.recording import ReplayRecorder, check_record_path, default_replay_path
+from peer.recording import ReplayRecorder, SeatError, check_record_path, default_replay_path, load_seat
 from peer.spectators import Spectators
 from peer.transport import Listener, Poller, Stream, TransportError, format_endpoint, start_connect
 from peer.waiting_room import ACCEPT_EVERY_MS, Link, WaitingRoom
@@ -88,6 +88,8 @@ class SessionOptions:
     # How long a match whose connection broke without a goodbye waits, paused, to be taken up again
     # (the joiner redials, the host listens); 0: such a break ends the match.
     reconnect_s: int = 0
+    # A replay of this side's, from a process that crashed mid-match: take its seat back.
+    take_seat_from: str | None = None
     spectators: int = 0  # host only: how many may watch at once (`pong host` says 8)
     chat: tuple[str, ...] = ()  # lines to say, one a second once the match is on (`--chat FILE`)
 
@@ -167,6 +169,7 @@ class SessionResult:
     deepest_rollback: int = 0  # the most frames one rollback re-simulated
     reconnects: int = 0  # how many times play resumed after a drop
     paused_ms: int = 0  # total time paused for them
+    rejoined_at_frame: int | None = None  # a seat taken back from a replay: its last recorded frame
     spectators: int = 0  # the host: how many watched
 
     def score_ours_first(self) -> tuple[int, int]:
@@ -199,6 +202,7 @@ class SessionResult:
             "deepest_rollback": self.deepest_rollback,
             "reconnects": self.reconnects,
             "paused_ms": self.paused_ms,
+            "rejoined_at_frame": self.rejoined_at_frame,
             "spectators": self.spectators,
         }
 
@@ -238,6 +242,8 @@ class Session:
         silence_ms = options.timeouts.silence_ms
         self.spectators = Spectators(options.spectators, self._poller, log, clock, silence_ms)
         self._room: WaitingRoom | None = None
+        self._seat_replay: tuple[Established, bytes] | None = None  # --rejoin/--resume: its match
+        self._rejoining: MatchPeer | None = None  # ... and the peer that takes the seat back
         self._link: Link | None = None  # the match's connection, once there is one
         self._started = False
         self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
@@ -258,6 +264,11 @@ class Session:
             self.recorder.check()
         except ReplayWriteError as exc:
             return SessionResult("quit", str(exc), False, problem="usage")
+        if self.options.take_seat_from is not None:
+            try:
+                self._seat_replay = load_seat(self.options.take_seat_from)
+            except SeatError as exc:
+                return SessionResult("quit", str(exc), False, problem="usage")
         try:
             if self.options.role is Role.HOST:
                 return self._run_host()
@@ -284,7 +295,7 @@ class Session:
             config = replace(
                 config, purposes=config.purposes | {Purpose.WATCH}, spectators_full=self.spectators.full()
             )
-            match = self._link.peer if self._link is not None else None
+            match = self._link.peer if self._link is not None else self._rejoining
             if match is not None:
                 # The seat is taken: only its owner, coming back after a drop, may have it again.
                 config = replace(
@@ -316,6 +327,10 @@ class Session:
         )
         room.routes[Purpose.PLAY] = self._take_seat
         room.routes[Purpose.RESUME] = self._seat_taken_back
+        if self._seat_replay is not None:
+            # --resume: this process takes back the host's seat; only the joiner, redialling, plays.
+            self._rejoining = self._rejoining_peer(Role.HOST)
+            self.log(f"taking the host's seat back at frame {self._rejoining.seat_frames}")
         room.routes[Purpose.WATCH] = self.spectators.admit
         # A wildcard bind is no address to give the other player: name this machine's instead.
         self.log(waiting_line(opts.host, listener.port))
@@ -346,6 +361,10 @@ class Session:
     def _seat_taken_back(self, link: Link) -> str | None:
         """The resume route: the joiner proved the match's secret; the match goes on over `link`."""
         old = self._link
+        if old is None and self._rejoining is not None:  # --resume: the match is this process's again
+            self._rejoining.reconnect(link.peer.connection, self.clock())
+            self._link = Link(link.stream, self._rejoining)
+            return None
         if old is None or old.peer.finished:
             return "the match is over"
         self._retire(old.stream)  # whatever it still carries is resent over the new one
@@ -383,8 +402,33 @@ class Session:
         if stream.closed:
             reason = stream.close_reason or "cannot connect"
             return SessionResult("peer_timeout", reason, False, problem="network")
-        self._link = Link(stream, self._new_peer(Role.JOINER))
+        if self._seat_replay is not None:  # --rejoin: our crashed predecessor's seat
+            peer = self._rejoining = self._rejoining_peer(Role.JOINER)
+            self.log(f"taking our seat back at frame {peer.seat_frames}")
+        else:
+            peer = self._new_peer(Role.JOINER)
+        self._link = Link(stream, peer)
         return self._play(self._link)
+
+    def _rejoining_peer(self, role: Role) -> MatchPeer:
+        """The match of the replay given to --rejoin/--resume, re-simulated once the peer answers."""
+        assert self._seat_replay is not None
+        opts = self.options
+        est, frames = self._seat_replay
+        now, nonce = self.clock(), secrets.token_bytes(16)
+        if role is Role.JOINER:
+            config = JoinerConfig(opts.key, opts.name or "joiner", Purpose.RESUME, recorded_seat(est, frames))
+            connection = Connection(role, now, nonce, joiner=config, timeouts=opts.timeouts)
+        else:  # a stand-in until the joiner's resume arrives through the waiting room
+            stand_in = HostConfig(est.rules, est.seed, key=opts.key)
+            connection = Connection(role, now, nonce, host=stand_in, timeouts=opts.timeouts)
+        peer = MatchPeer(
+            connection,
+            game_factory=pong_game(opts.debug_desync_at),
+            reconnect_ms=opts.reconnect_s * 1000,
+        )
+        peer.take_seat_from(est, frames)
+        return peer
 
     # -- the match ------------------------------------------------------------------------------
     def _play(self, link: Link) -> SessionResult:
@@ -410,6 +454,9 @@ class Session:
                 break
             if peer.engine is None:  # the joiner's handshake
                 peer.update(now, None)
+                if peer.engine is not None and peer.rejoined_at_frame is not None:
+                    self._start(peer, now)  # before the re-simulated frames go out: the replay and
+                    # the spectators get the whole match from frame 0
             elif peer.lost or self._lost_logged:
                 link = self._reconnecting(link, now)
             else:
@@ -507,6 +554,9 @@ class Session:
             self.fanout.add(self.spectators)
         self._play_started = (time.monotonic(), time.process_time())
         self.pacer.start(peer, now)
+        if peer.rejoined_at_frame is not None:
+            self.pacer.resume(peer, now)  # mid-match: the peer's resent inputs say nothing of its clock
+            self.log(f"seat taken back at frame {peer.rejoined_at_frame}; the match goes on")
         self.frontend.started(est)
         frames = "frame" if est.delay_frames == 1 else "frames"
         netcode = "" if est.netcode is Netcode.LOCKSTEP else f", {est.netcode.name.lower()}"
@@ -625,6 +675,7 @@ class Session:
             bytes_received=self._bytes_before[1] + link.stream.bytes_received,
             reconnects=peer.reconnects,
             paused_ms=peer.paused_ms,
+            rejoined_at_frame=peer.rejoined_at_frame,
             spectators=self.spectators.total,
             rtt_ms=peer.connection.rtt_ms,
             input_delay=est.delay_frames if est else None,

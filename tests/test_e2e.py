@@ -518,3 +518,44 @@ def test_three_cuts_in_one_match_pause_it_and_it_ends_as_the_same_match_without_
     assert hr["paused_ms"] > 0 and jr["paused_ms"] > 0
     verified(tmp_path / "host.replay")
     verified(tmp_path / "joiner.replay")
+
+
+@pytest.mark.parametrize("crashed", ["joiner", "host"])
+def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp_path, crashed):
+    """SIGKILL, then a new process with --rejoin (joiner) or --resume (host, on the same port): the
+    match goes on, and the new replay holds the whole match and ends like the match without a crash."""
+    same = ("--frames", "300", "--seed", "11", "--delay", "2")
+    h = host(pong, *same, "--fast", name="clean-host.replay")
+    j = join(pong, h.port(), "--fast", name="clean-joiner.replay")
+    (hc, clean), (jc, _) = h.finish(), j.finish()
+    assert hc == jc == 0, (h.stderr, j.stderr)
+
+    h = host(pong, *same, "--reconnect", "20")
+    port = h.port()
+    j = join(pong, port, "--reconnect", "20")
+    victim, survivor = (j, h) if crashed == "joiner" else (h, j)
+    wait_frames(tmp_path / f"{crashed}.replay", 120, victim)
+    victim.process.send_signal(signal.SIGKILL)
+    victim.finish()
+    if crashed == "joiner":
+        new = join(pong, port, "--rejoin", "joiner.replay", name="joiner-2.replay")
+    else:
+        new = pong(
+            "host",
+            "--port",
+            str(port),
+            *BOT,
+            "--json",
+            "--record",
+            "host-2.replay",
+            *same,
+            "--resume",
+            "host.replay",
+        )
+    (sc, sr), (nc, nr) = survivor.finish(timeout=60), new.finish(timeout=60)
+    assert sc == nc == 0, (survivor.stderr, new.stderr)
+    assert sr["final_chain"] == nr["final_chain"] == clean["final_chain"]
+    assert nr["rejoined_at_frame"] >= 60 and nr["frames"] == 300
+    assert sr["reconnects"] == 1 and sr["paused_ms"] > 0
+    replay, _ = verified(tmp_path / f"{crashed}-2.replay")
+    assert replay.frames == 300  # the whole match, from frame 0

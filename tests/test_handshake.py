@@ -115,7 +115,7 @@ def test_a_joiner_that_fakes_its_proof_is_refused_by_the_host():
     j.receive_data(h.data_to_send(), 2)
     events_of(j)
     sent = bytearray(j.data_to_send())
-    sent[-2] ^= 1  # flip one bit of the joiner's HMAC (the last byte is the empty seat proof's length)
+    sent[-4] ^= 1  # flip one bit of the joiner's HMAC (then come the empty seat proof and echo)
     h.receive_data(bytes(sent), 3)
     end = only_end(events_of(h))
     assert end.reason == "auth_failed" and not end.by_remote
@@ -475,16 +475,25 @@ def _resume(host_est, joiner_est, *, host_held=9, joiner_held=11, key=None, secr
     from peer.handshake import Seat
     from peer.messages import Purpose
 
+    # Both processes live: each lacks nothing of its own stream (its next input is past what the
+    # other holds), so nothing is sent back.
     joiner_seat = Seat(
         replace(joiner_est, secret=secret or joiner_est.secret, match_id=match or joiner_est.match_id),
         joiner_held,
+        own_from=host_held,
     )
     h = Connection(
         Role.HOST,
         0,
         b"H" * 16,
         host=HostConfig(
-            RULES, 1, None, key, "Hana", purposes=frozenset(Purpose), seat=lambda: Seat(host_est, host_held)
+            RULES,
+            1,
+            None,
+            key,
+            "Hana",
+            purposes=frozenset(Purpose),
+            seat=lambda: Seat(host_est, host_held, own_from=joiner_held),
         ),
     )
     j = Connection(Role.JOINER, 0, b"J" * 16, joiner=JoinerConfig(key, "Jo", Purpose.RESUME, joiner_seat))

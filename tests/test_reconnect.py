@@ -100,3 +100,55 @@ def test_a_silent_link_is_a_drop_too_and_the_silent_side_is_told():
     assert host.lost and not host.finished
     joiner.receive_data(host.data_to_send(), now + 5002)  # our goodbye: peer_timeout
     assert joiner.lost and not joiner.finished
+
+
+def _tracker_bots():
+    return make_bot("tracker", RULES, 0).decide, make_bot("tracker", RULES, 1).decide
+
+
+@pytest.mark.parametrize("crashed", ["joiner", "host"])
+@pytest.mark.parametrize("delay, lag", [(2, 0), (2, 37), (5, 59), (0, 13)])
+def test_a_player_that_crashed_takes_its_seat_back_from_its_replay(crashed, delay, lag):
+    """Its replay holds the frames up to its last whole chunk (`lag` frames short of where it was);
+    a new process re-simulates them, proves the secret, gets back its own inputs the crash lost,
+    and the match ends as the same match without the crash, frame for frame."""
+    from dataclasses import replace
+
+    from peer.match import MatchPeer, recorded_seat
+    from peer.messages import Purpose
+    from peer.protocol import Connection, HostConfig, JoinerConfig, Role
+
+    clean_host, clean_joiner = make_pair(RULES, 7, delay_frames=delay)
+    run_pair(clean_host, clean_joiner, *_tracker_bots(), max_ticks=20_000)
+    clean = [f.frame_input for f in clean_joiner.take_frames()]
+
+    host, joiner = make_pair(RULES, 7, delay_frames=delay, reconnect_ms=20_000)
+    run_pair(host, joiner, *_tracker_bots(), max_ticks=150)
+    victim, survivor = (joiner, host) if crashed == "joiner" else (host, joiner)
+    played = [f.frame_input for f in victim.take_frames()]
+    recorded = bytes(played[: max(0, len(played) - lag)])
+    est = replace(victim.established, rtt_ms=0)  # what its replay's header says
+    now = 150 * 16 + 1
+    survivor.receive_data(b"", now)  # the crash: end of stream, no goodbye
+    assert survivor.lost
+    seat = recorded_seat(est, recorded)
+    if crashed == "joiner":
+        config = JoinerConfig(None, "joiner", Purpose.RESUME, seat)
+        new = MatchPeer(Connection(Role.JOINER, now, b"n" * 16, joiner=config), reconnect_ms=20_000)
+        new.take_seat_from(est, recorded)
+        resume = HostConfig(RULES, 7, purposes=frozenset({Purpose.RESUME}), seat=host.seat)
+        host.reconnect(Connection(Role.HOST, now, b"m" * 16, host=resume), now)
+        pair = (host, new)
+    else:
+        resume = HostConfig(RULES, 7, purposes=frozenset({Purpose.RESUME}), seat=lambda: seat)
+        new = MatchPeer(Connection(Role.HOST, now, b"m" * 16, host=resume), reconnect_ms=20_000)
+        new.take_seat_from(est, recorded)
+        config = JoinerConfig(None, "joiner", Purpose.RESUME, joiner.seat())
+        joiner.reconnect(Connection(Role.JOINER, now, b"n" * 16, joiner=config), now)
+        pair = (new, joiner)
+    run_pair(*pair, *_tracker_bots(), max_ticks=20_000, start_ms=now)
+    for peer in pair:
+        assert peer.outcome.result == "finished", peer.outcome
+        assert peer.outcome.final_chain == clean_host.outcome.final_chain
+    assert new.rejoined_at_frame == len(recorded)
+    assert [f.frame_input for f in new.take_frames()] == clean  # its replay: the whole match from frame 0

@@ -141,6 +141,12 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"how many may watch at once with pong watch (default {DEFAULT_SPECTATORS}; 0: none)",
     )
+    parser.add_argument(
+        "--resume",
+        metavar="REPLAY",
+        help="this host crashed mid-match: take its seat back from its REPLAY (start on the same port "
+        "within the joiner's --reconnect window)",
+    )
     _common(parser)
 
 
@@ -151,6 +157,12 @@ def spectator_limit(text: str) -> int:
 def add_join_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "address", type=address, metavar="HOST:PORT", help="the host to join (port 7777 when left out)"
+    )
+    parser.add_argument(
+        "--rejoin",
+        metavar="REPLAY",
+        help="this joiner crashed mid-match: take its seat back from its REPLAY (within the host's "
+        "--reconnect window)",
     )
     _common(parser)
 
@@ -216,6 +228,7 @@ def run_host(args: argparse.Namespace) -> int:
         seed=args.seed,
         rules=rules,
         spectators=args.spectators,
+        take_seat_from=args.resume,
         **_common_options(args),
     )
     return _play(options, args)
@@ -223,7 +236,10 @@ def run_host(args: argparse.Namespace) -> int:
 
 def run_join(args: argparse.Namespace) -> int:
     host, port_number = args.address
-    return _play(SessionOptions(Role.JOINER, host=host, port=port_number, **_common_options(args)), args)
+    options = SessionOptions(
+        Role.JOINER, host=host, port=port_number, take_seat_from=args.rejoin, **_common_options(args)
+    )
+    return _play(options, args)
 
 
 def _play(options: SessionOptions, args: argparse.Namespace) -> int:
