@@ -14,10 +14,10 @@ belongs to these two machines:
 The host sends frames only within a window of what the spectator acknowledged and at most
 `TURN_BYTES` a turn, so a catch-up goes out in pieces between frames and a spectator that stops
 reading costs a bounded queue; it is dropped `too_slow` when what it was sent goes unacknowledged
-for `STALL_MS`, or when, once live, it falls `BACKLOG_FRAMES` behind. Whatever a spectator sends beyond
-chat, pings and its goodbye is its protocol error and ends its own connection only; bytes beyond a
-budget (a flood) too. The legal (state, message) pairs of each side are `HOST_WATCH_TRANSITIONS`
-and `SPECTATOR_TRANSITIONS`.
+for `STALL_MS`, or when, once live, it has not held the whole match for `BACKLOG_MS`. Whatever a
+spectator sends beyond chat, pings and its goodbye is its protocol error and ends its own
+connection only; bytes beyond a budget (a flood) too. The legal (state, message) pairs of each
+side are `HOST_WATCH_TRANSITIONS` and `SPECTATOR_TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ PING_EVERY_FRAMES = 2 * MAX_BATCH_FRAMES  # during a catch-up, a ping (an ack re
 PING_INTERVAL_MS = 1000
 PING_REPLY_MIN_MS = 100  # a spectator's pings are answered at most this often
 STALL_MS = 4000  # frames sent and no acknowledgement this long (pings go every second): not reading
-BACKLOG_FRAMES = 600  # once live, this many frames unacknowledged (10 s of play): too slow
+BACKLOG_MS = 10_000  # once live, not holding every frame there was this long ago: too slow
 MAX_OUTSTANDING_PINGS = 64
 # What a spectator may send: a ping a second, a chat line now and then. A bucket of bytes refilled
 # at RECEIVE_RATE a second, holding at most RECEIVE_BURST; running dry is a flood.
@@ -123,7 +123,9 @@ class HostWatch:
         self._last_chat_ms = now_ms - CHAT_EVERY_MS
         self._unacked_since: int | None = None  # since when something sent waits for its ack
         self._token = 0
-        self._pings: deque[tuple[int, int]] = deque()  # (token, frames sent when pinged)
+        # (token, frames sent when pinged, when, whether those were all the match had then)
+        self._pings: deque[tuple[int, int, int, bool]] = deque()
+        self._current_at_ms: int | None = None  # when it last held every frame there was (acknowledged)
         self._pinged_at_frame = 0
         self._bucket = RECEIVE_BURST
         self._bucket_ms = now_ms
@@ -252,6 +254,7 @@ class HostWatch:
             self.sent = end
         if not self.live and self.sent >= self.joined_at:
             self.live = True
+            self._current_at_ms = now_ms  # from here it must keep up
         if self.sent <= self.acked:
             self._unacked_since = None
         elif self._unacked_since is None:
@@ -261,7 +264,7 @@ class HostWatch:
         behind = log.frames - self.acked
         if self._unacked_since is not None and now_ms - self._unacked_since > STALL_MS:
             why = f"you acknowledged nothing for {STALL_MS} ms with {behind} frames to go"
-        elif self.live and self.acked >= self.joined_at and behind > BACKLOG_FRAMES:
+        elif self._current_at_ms is not None and now_ms - self._current_at_ms > BACKLOG_MS:
             why = f"you fell {behind} frames behind the match"
         else:
             return False
@@ -273,7 +276,8 @@ class HostWatch:
         self._last_ping_ms = now_ms
         self._pinged_at_frame = self.sent
         self._token = (self._token + 1) & _U32
-        self._pings.append((self._token, self.sent))
+        complete = self.log is not None and self.sent >= self.log.frames
+        self._pings.append((self._token, self.sent, now_ms, complete))
         while len(self._pings) > MAX_OUTSTANDING_PINGS:
             self._pings.popleft()
         self._send(Ping(self._token))
@@ -288,14 +292,17 @@ class HostWatch:
         """An acknowledgement: the spectator read everything sent before that ping (TCP keeps
         order). A token we never sent, or one already acknowledged, tells nothing."""
         assert isinstance(message, Pong)
-        while self._pings:
-            token, frames = self._pings.popleft()
-            if token == message.token:
-                if frames > self.acked:
-                    self.acked = frames
-                    self._unacked_since = self._now_ms if self.sent > frames else None
-                return
-        # Unknown token: nothing was popped that matters more than the window it guards.
+        tokens = [ping[0] for ping in self._pings]
+        if message.token not in tokens:
+            return
+        for _ in range(tokens.index(message.token)):
+            self._pings.popleft()  # older pings: their answers were lost or never came
+        _, frames, sent_ms, complete = self._pings.popleft()
+        if frames > self.acked:
+            self.acked = frames
+            self._unacked_since = self._now_ms if self.sent > frames else None
+        if complete and self.live:
+            self._current_at_ms = max(self._current_at_ms or 0, sent_ms)
 
     def _on_chat(self, message: Message) -> None:
         assert isinstance(message, Chat)

@@ -25,7 +25,7 @@ from peer.messages import (
 )
 from peer.protocol import Connection, Established, Role
 from peer.watching import (
-    BACKLOG_FRAMES,
+    BACKLOG_MS,
     RECEIVE_BURST,
     STALL_MS,
     TURN_BYTES,
@@ -186,28 +186,66 @@ def test_a_spectator_that_stops_reading_is_dropped_too_slow_with_a_bounded_queue
     assert sum(pipe.turn_bytes) <= WINDOW_FRAMES + 200 * 16
 
 
-def test_a_live_spectator_that_falls_behind_is_dropped_too_slow():
+def test_a_live_spectator_on_a_link_too_slow_for_the_match_is_dropped_too_slow():
     watch, spectator = admitted()
     assert watch is not None
-    log = match_log(10)
+    full = match_log(3000)
+    log = MatchLog(full.info)
     watch.start(log)
-    pipe = Pipe(watch, spectator)
-    while watch.acked < 10:  # the next ping (within a second) acknowledges them
-        pipe.turn()
-        assert pipe.now - NOW <= 1100
-    assert watch.live
-    # It acknowledges nothing more (its pongs are lost), while the match runs on.
-    game = Game(RULES, SEED)
-    game.run(log.inputs)
-    pipe.reading = False
-    for frame_input in random_inputs(5, BACKLOG_FRAMES + 10):
-        log.add(frame_input, game.advance(frame_input))
-        watch.service(pipe.now)
-        watch.data_to_send()
+    follower = Follower(spectator)
+    now, in_flight = NOW, b""
+    for frame in range(3000):  # 60 Hz, over a link that carries 4 bytes a frame (240 B/s)
+        now += 16
+        log.add(full.inputs[frame], bytes(full.chains[8 * frame : 8 * frame + 8]))
+        watch.service(now)
+        in_flight += watch.data_to_send()
+        if in_flight:
+            spectator.receive_data(in_flight[:4], now)
+            in_flight = in_flight[4:]
+        spectator.tick(now)
+        watch.receive_data(spectator.data_to_send(), now)
+        follower.drain()
         if not watch.open:
             break
+    assert watch.ended is not None and watch.ended.reason == "too_slow", watch.ended
+    assert spectator.next_frame < log.frames and now - NOW <= BACKLOG_MS + STALL_MS + 2000
+
+
+def test_a_spectator_that_reads_all_it_is_sent_but_never_holds_the_whole_match_is_dropped():
+    """A --fast match outruns what a spectator is sent a turn: it acknowledges everything, yet never
+    holds every frame there was; after `BACKLOG_MS` it is too slow."""
+    watch, spectator = admitted()
+    assert watch is not None
+    log = MatchLog(match_log(0).info)
+    watch.start(log)
+    now = NOW
+    while watch.open:
+        now += 50
+        for _ in range(6000):  # more frames a turn than a turn's budget sends
+            log.add(0, bytes(8))
+        watch.service(now)
+        spectator.receive_data(watch.data_to_send(), now)
+        while spectator.next_event() is not None:
+            pass
+        spectator.tick(now)
+        watch.receive_data(spectator.data_to_send(), now)
+        assert now - NOW <= BACKLOG_MS + 1000
     assert watch.ended is not None and watch.ended.reason == "too_slow"
-    assert "behind" in watch.ended.detail
+    assert "behind" in watch.ended.detail and now - NOW > BACKLOG_MS
+
+
+def test_a_live_spectator_that_keeps_up_is_never_dropped():
+    watch, spectator = admitted()
+    assert watch is not None
+    full = match_log(1200)
+    log = MatchLog(full.info)
+    watch.start(log)
+    pipe = Pipe(watch, spectator)
+    for frame in range(1200):  # 20 s at 60 Hz; a turn every 5 ms delivers everything
+        log.add(full.inputs[frame], bytes(full.chains[8 * frame : 8 * frame + 8]))
+        for _ in range(3):
+            pipe.turn()
+    assert watch.open and spectator.next_frame == 1200 and pipe.follower.checkpoints > 100
 
 
 @pytest.mark.parametrize(
