@@ -314,3 +314,12 @@ def test_a_host_of_another_simulation_version_is_a_rules_mismatch(pong, tmp_path
     listener.close()
     assert code == 3 and result["result"] == "rules_mismatch", s.lines
     assert "simulation versions differ" in result["detail"]
+
+
+def test_a_host_with_no_room_for_spectators_refuses_them_spectators_full(pong, tmp_path):
+    h = host(pong, "--spectators", "0")
+    s = watch(pong, h.port())
+    code, result = s.finish()
+    assert code == 3 and result is not None and result["result"] == "spectators_full", s.lines
+    assert "takes no spectators" in result["detail"]
+    assert h.process.poll() is None  # still waiting for its player
