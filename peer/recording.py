@@ -116,6 +116,14 @@ class ReplayRecorder:
             except ReplayWriteError as exc:
                 self.error = str(exc)  # the next `take` tells
 
+    def resumed(self, kind: str, paused_ms: int, frame: int | None = None) -> None:
+        """Play goes on after a break (a reconnect, or a seat taken back): say so in the replay."""
+        if self.error is None and self._writer is not None:
+            try:
+                self._writer.add_resume(kind, paused_ms, frame)
+            except ReplayWriteError as exc:
+                self.error = str(exc)
+
     def finish(self, end_reason: str) -> bool:
         """The footer and the last sync; True when the replay is complete (else `error` says why)."""
         if self._writer is None:

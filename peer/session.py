@@ -244,6 +244,8 @@ class Session:
         self._room: WaitingRoom | None = None
         self._seat_replay: tuple[Established, bytes] | None = None  # --rejoin/--resume: its match
         self._rejoining: MatchPeer | None = None  # ... and the peer that takes the seat back
+        self._resumes_recorded = 0  # reconnects said in the replay so far
+        self._paused_recorded = 0  # ... and the pauses they ended
         self._link: Link | None = None  # the match's connection, once there is one
         self._started = False
         self._play_started: tuple[float, float] | None = None  # (wall, cpu) when play began
@@ -378,6 +380,10 @@ class Session:
             return
         self.pacer.resume(peer, self.clock())
         self._redial_at = None
+        if peer.reconnects > self._resumes_recorded:
+            self._resumes_recorded = peer.reconnects
+            self.recorder.resumed("reconnect", peer.paused_ms - self._paused_recorded)
+            self._paused_recorded = peer.paused_ms
         if self._lost_logged:
             self._lost_logged = False
             self.log(f"connection back (paused {peer.paused_ms / 1000:.1f} s in all); the match goes on")
@@ -466,6 +472,9 @@ class Session:
             self._chat(peer, now, from_spectators)
             self._tell_watchers(peer)
             self._record(peer)
+            if peer.rejoined_at_frame is not None and self._rejoining is not None:
+                self._rejoining = None  # once: after the re-simulated frames, where play went on
+                self.recorder.resumed("rejoin", 0, peer.rejoined_at_frame)
             link.flush()
             if link.stream.pending_bytes > MAX_PENDING_BYTES and peer.outcome is None:
                 peer.fail(f"the peer has not read the last {link.stream.pending_bytes} bytes we sent")

@@ -63,6 +63,10 @@ FOOTER_FIXED = struct.Struct(f"<Q{CHAIN_SIZE}s")  # frames, final chain; the end
 TAG_CHUNK = ord("C")
 TAG_END = ord("E")
 TAG_CHAT = ord("T")
+# Play went on after a break: u64 frame, u8 kind (RESUME_KINDS), u32 ms paused. Not part of the game.
+TAG_RESUME = ord("R")
+RESUME = struct.Struct("<QBI")
+RESUME_KINDS = ("reconnect", "rejoin")  # after a dropped connection; a seat taken back after a crash
 MAX_CHAT_RECORD_BYTES = 255  # a chat line's text (the protocol sends at most 120)
 CHECK_SEED = 0xA5
 

@@ -38,10 +38,13 @@ from replay.format import (
     PREFIX,
     PREFIX_END,
     RECORD_HEAD,
+    RESUME,
+    RESUME_KINDS,
     SEAT,
     TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
+    TAG_RESUME,
     VALID_INPUT_MAX,
     RecordedSeat,
     ReplayCorruptError,
@@ -65,6 +68,15 @@ __all__ = [
     "parse_replay",
     "read_replay",
 ]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Play went on at `frame` after a break: a reconnect, or a seat taken back after a crash."""
+
+    frame: int
+    kind: str
+    paused_ms: int
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,7 @@ class ReplayReader:
         self.frames = 0
         self.chunk_count = 0
         self.chat: list[ChatLine] = []  # the lines of chat read so far, in order
+        self.resumes: list[Resume] = []  # where play went on after a break, in order
         self.size_bytes = len(head)  # bytes read so far: the file's size once `chunks()` is done
         self._started = False
 
@@ -260,6 +273,8 @@ class ReplayReader:
                 self.footer = _parse_footer(payload, pos + head_size, self.frames, name)
             elif tag == TAG_CHAT:
                 self.chat.append(_parse_chat(payload, pos, self.frames, name))
+            elif tag == TAG_RESUME:
+                self.resumes.append(_parse_resume(payload, pos, self.frames, name))
             else:
                 raise ReplayCorruptError(
                     f"{name}: unknown record type 0x{tag:02x} at byte offset {pos} (chunk {chunk})",
@@ -374,6 +389,15 @@ def _parse_chat(payload: bytes, pos: int, frames: int, name: str) -> ChatLine:
         )
     size = payload[8]
     return ChatLine(frame, _shown(payload[9 : 9 + size]), _shown(payload[9 + size :]))
+
+
+def _parse_resume(payload: bytes, pos: int, frames: int, name: str) -> Resume:
+    if len(payload) != RESUME.size:
+        raise ReplayCorruptError(f"{name}: the resume record at byte offset {pos} is malformed", offset=pos)
+    frame, kind, paused_ms = RESUME.unpack(payload)
+    if frame > frames or kind >= len(RESUME_KINDS):
+        raise ReplayCorruptError(f"{name}: the resume record at byte offset {pos} is malformed", offset=pos)
+    return Resume(frame, RESUME_KINDS[kind], paused_ms)
 
 
 def _parse_header(data: bytes, name: str) -> Header:

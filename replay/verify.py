@@ -16,7 +16,7 @@ from lockstep.game import Game
 from lockstep.rules import Rules
 from lockstep.sim import step
 from lockstep.state import State, initial_state
-from replay.reader import Footer, Header, Replay, ReplayReader, open_replay
+from replay.reader import Footer, Header, Replay, ReplayReader, Resume, open_replay
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class FileSummary:
     size_bytes: int
     recorded_final_chain: bytes | None  # the footer's, else the last checkpoint's
     final_state: State  # after the last intact frame
+    resumes: tuple[Resume, ...] = ()  # where play went on after a break
 
 
 def summarize_file(path: str | os.PathLike[str]) -> FileSummary:
@@ -152,6 +153,7 @@ def summarize_file(path: str | os.PathLike[str]) -> FileSummary:
             size_bytes=reader.size_bytes,
             recorded_final_chain=footer.final_chain if footer is not None else last_chain,
             final_state=state,
+            resumes=tuple(reader.resumes),
         )
 
 

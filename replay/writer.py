@@ -44,11 +44,14 @@ from replay.format import (
     MAX_REASON_BYTES,
     NETCODES,
     PREFIX,
+    RESUME,
+    RESUME_KINDS,
     SEAT,
     SECRET_BYTES,
     TAG_CHAT,
     TAG_CHUNK,
     TAG_END,
+    TAG_RESUME,
     VALID_INPUT_MAX,
     RecordedSeat,
     check_byte,
@@ -190,6 +193,16 @@ class ReplayWriter:
         sender = utf8_prefix(name, MAX_NAME_BYTES)
         payload = struct.pack("<QB", self.frames, len(sender)) + sender
         self._write(encode_record(TAG_CHAT, payload + utf8_prefix(text, MAX_CHAT_RECORD_BYTES)))
+
+    def add_resume(self, kind: str, paused_ms: int, frame: int | None = None) -> None:
+        """Record that play went on after a break (`RESUME_KINDS`) at `frame` (default: the current
+        one; never a later one)."""
+        if self._file is None:
+            self._raise_closed()
+        self._write_chunk()
+        at = self.frames if frame is None else min(frame, self.frames)
+        payload = RESUME.pack(at, RESUME_KINDS.index(kind), min(max(paused_ms, 0), 0xFFFFFFFF))
+        self._write(encode_record(TAG_RESUME, payload))
 
     def finish(self, end_reason: str) -> None:
         """An orderly end: write the pending frames and the footer, then close the file.

@@ -518,6 +518,11 @@ def test_three_cuts_in_one_match_pause_it_and_it_ends_as_the_same_match_without_
     assert hr["paused_ms"] > 0 and jr["paused_ms"] > 0
     verified(tmp_path / "host.replay")
     verified(tmp_path / "joiner.replay")
+    info = pong("replay", "info", "--json", "host.replay")
+    code, described = info.finish()
+    assert code == 0 and described["reconnects"] == 3
+    assert [r["kind"] for r in described["resumes"]] == ["reconnect"] * 3
+    assert any("reconnected after a drop at frame" in line for line in info.lines)
 
 
 @pytest.mark.parametrize("crashed", ["joiner", "host"])
@@ -559,3 +564,7 @@ def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp
     assert sr["reconnects"] == 1 and sr["paused_ms"] > 0
     replay, _ = verified(tmp_path / f"{crashed}-2.replay")
     assert replay.frames == 300  # the whole match, from frame 0
+    code, described = pong("replay", "info", "--json", f"{crashed}-2.replay").finish()
+    assert code == 0 and [(r["kind"], r["frame"]) for r in described["resumes"]] == [
+        ("rejoin", nr["rejoined_at_frame"])
+    ]

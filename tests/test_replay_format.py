@@ -487,3 +487,24 @@ def test_a_players_replay_records_its_seat_and_a_header_without_one_is_unchanged
         assert plain == encode_header(rules, 9, 2, ("a", "b"), 0)
     with pytest.raises(ValueError, match="seat"):
         encode_header(rules, 9, 2, ("a", "b"), 0, seat=RecordedSeat(2, b"m" * 16, b"s" * 32))
+
+
+def test_where_play_went_on_after_a_break_is_recorded_and_read_back(tmp_path):
+    from replay.reader import open_replay
+
+    rules = Rules(points_to_win=3)
+    path = tmp_path / "r.replay"
+    writer = ReplayWriter(path, rules, 5, 2, ("a", "b"), 0)
+    game = Game(rules, 5)
+    for _ in range(70):
+        writer.add_frame(0, game.advance(0))
+    writer.add_resume("reconnect", 1500)
+    writer.add_resume("rejoin", 0, frame=60)
+    writer.finish("finished")
+    with open_replay(path) as reader:
+        list(reader.chunks())
+        assert [(r.frame, r.kind, r.paused_ms) for r in reader.resumes] == [
+            (70, "reconnect", 1500),
+            (60, "rejoin", 0),
+        ]
+    assert verify_file(path).ok  # no part of the game

@@ -166,6 +166,9 @@ def _info(args: argparse.Namespace) -> int:
         f"  final score {state.score_l} : {state.score_r} ({result}), ended: {ending}",
         f"  truncated: {'yes' if summary.truncated else 'no'}",
     ]
+    for resume in summary.resumes:
+        what = "seat taken back after a crash" if resume.kind == "rejoin" else "reconnected after a drop"
+        lines.append(f"  {what} at frame {resume.frame} (paused {resume.paused_ms / 1000:.1f} s)")
     fields: dict[str, Any] = {
         "path": args.file,
         "format_version": header.format_version,
@@ -190,6 +193,8 @@ def _info(args: argparse.Namespace) -> int:
         "size_bytes": summary.size_bytes,
         "bytes_per_frame": round(per_frame, 4) if per_frame else None,
         "warnings": list(summary.warnings),
+        "resumes": [dataclasses.asdict(resume) for resume in summary.resumes],
+        "reconnects": sum(resume.kind == "reconnect" for resume in summary.resumes),
     }
     report("\n".join(lines), fields, args.json)
     return exitcodes.OK
