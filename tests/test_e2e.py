@@ -529,7 +529,7 @@ def test_three_cuts_in_one_match_pause_it_and_it_ends_as_the_same_match_without_
 def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp_path, crashed):
     """SIGKILL, then a new process with --rejoin (joiner) or --resume (host, on the same port): the
     match goes on, and the new replay holds the whole match and ends like the match without a crash."""
-    same = ("--frames", "300", "--seed", "11", "--delay", "2")
+    same = ("--frames", "210", "--seed", "11", "--delay", "2")
     h = host(pong, *same, "--fast", name="clean-host.replay")
     j = join(pong, h.port(), "--fast", name="clean-joiner.replay")
     (hc, clean), (jc, _) = h.finish(), j.finish()
@@ -560,10 +560,10 @@ def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp
     (sc, sr), (nc, nr) = survivor.finish(timeout=60), new.finish(timeout=60)
     assert sc == nc == 0, (survivor.stderr, new.stderr)
     assert sr["final_chain"] == nr["final_chain"] == clean["final_chain"]
-    assert nr["rejoined_at_frame"] >= 60 and nr["frames"] == 300
+    assert nr["rejoined_at_frame"] >= 60 and nr["frames"] == 210
     assert sr["reconnects"] == 1 and sr["paused_ms"] > 0
     replay, _ = verified(tmp_path / f"{crashed}-2.replay")
-    assert replay.frames == 300  # the whole match, from frame 0
+    assert replay.frames == 210  # the whole match, from frame 0
     code, described = pong("replay", "info", "--json", f"{crashed}-2.replay").finish()
     assert code == 0 and [(r["kind"], r["frame"]) for r in described["resumes"]] == [
         ("rejoin", nr["rejoined_at_frame"])

@@ -49,14 +49,14 @@ def same_match(tmp_path, spectator_replay, host_replay="host.replay"):
 
 
 def test_spectators_from_frame_0_mid_match_and_the_last_second_record_the_hosts_match(pong, tmp_path):
-    h = host(pong, "--frames", "360", "--seed", "9", "--name", "Hana")
+    h = host(pong, "--frames", "240", "--seed", "9", "--name", "Hana")
     port = h.port()
     early = watch(pong, port, "--name", "Early", name="early.replay")
     h.wait_line("Early (")  # in before the match: "Early (ADDRESS) came in to watch before the match"
     j = join(pong, port, "--name", "Jo")
     wait_frames(tmp_path / "host.replay", 120, h)
     mid = watch(pong, port, name="mid.replay")
-    wait_frames(tmp_path / "host.replay", 300, h)
+    wait_frames(tmp_path / "host.replay", 180, h)
     late = watch(pong, port, name="late.replay")
     (hc, hr), (jc, _) = h.finish(), j.finish()
     assert hc == jc == 0, (h.stderr, j.stderr)
@@ -65,20 +65,20 @@ def test_spectators_from_frame_0_mid_match_and_the_last_second_record_the_hosts_
         code, result = proc.finish()
         assert code == 0, (name, proc.stderr, proc.lines)
         assert result is not None and result["result"] == "finished"
-        assert result["final_chain"] == hr["final_chain"] and result["frames"] == hr["frames"] == 360
+        assert result["final_chain"] == hr["final_chain"] and result["frames"] == hr["frames"] == 240
         assert result["score"] == hr["score"]
         same_match(tmp_path, f"{name}.replay")
         results[name] = result
     assert results["early"]["joined_at_frame"] == 0
-    assert 120 <= results["mid"]["joined_at_frame"] < 300 <= results["late"]["joined_at_frame"] < 360
+    assert 120 <= results["mid"]["joined_at_frame"] < 180 <= results["late"]["joined_at_frame"] < 240
     assert hr["spectators"] == 3
     for result in results.values():
         assert result["catch_up_ms"] is not None and result["max_behind_frames"] >= 0
-        assert result["bytes_received"] > 360
+        assert result["bytes_received"] > 240
 
 
 def test_a_spectator_over_the_limit_is_refused_spectators_full(pong, tmp_path):
-    h = host(pong, "--spectators", "1", "--frames", "240")
+    h = host(pong, "--spectators", "1", "--frames", "180")
     port = h.port()
     first = watch(pong, port, name="first.replay")
     h.wait_line("spectator (")
@@ -108,7 +108,7 @@ def _spectator(port: int, name: str = "Mallory") -> tuple[Stream, SpectatorConne
 
 
 def test_junk_and_floods_from_spectators_cost_the_match_nothing(pong, tmp_path):
-    h = host(pong, "--frames", "300", "--seed", "4")
+    h = host(pong, "--frames", "180", "--seed", "4")
     port = h.port()
     j = join(pong, port)
     wait_frames(tmp_path / "host.replay", 60, h)
@@ -121,7 +121,7 @@ def test_junk_and_floods_from_spectators_cost_the_match_nothing(pong, tmp_path):
     polite = watch(pong, port, name="polite.replay")
     (hc, hr), (jc, jr) = h.finish(), j.finish()
     assert hc == jc == 0 and hr["result"] == jr["result"] == "finished"
-    assert hr["final_chain"] == jr["final_chain"] and hr["frames"] == 300
+    assert hr["final_chain"] == jr["final_chain"] and hr["frames"] == 180
     left = [line for line in h.lines if "left (protocol_error" in line]
     assert len(left) == 2, h.lines
     assert polite.finish()[0] == 0
@@ -143,7 +143,7 @@ def test_a_spectator_that_stops_reading_is_dropped_too_slow(pong, tmp_path):
 
 
 def test_a_spectator_through_a_jittery_link_follows_and_records_the_match(pong, tmp_path):
-    h = host(pong, "--frames", "300", "--seed", "12")
+    h = host(pong, "--frames", "210", "--seed", "12")
     port = h.port()
     j = join(pong, port)
     wait_frames(tmp_path / "host.replay", 90, h)
@@ -249,7 +249,7 @@ def test_players_and_a_spectator_chat_through_the_host(pong, tmp_path):
 def test_eight_spectators_at_once_follow_the_match_to_its_end(pong, tmp_path):
     """Eight spectators made of the protocol's machine, all in this process, come in mid-match: each
     meets every checkpoint and the host's final chain."""
-    h = host(pong, "--frames", "360", "--seed", "21")
+    h = host(pong, "--frames", "240", "--seed", "21")
     port = h.port()
     j = join(pong, port)
     wait_frames(tmp_path / "host.replay", 60, h)
@@ -279,7 +279,7 @@ def test_eight_spectators_at_once_follow_the_match_to_its_end(pong, tmp_path):
     assert hc == jc == 0 and hr["spectators"] == 8
     for game, end in zip(games, ended, strict=True):
         assert isinstance(end, Ended) and end.reason == "finished" and end.by_remote
-        assert game is not None and game.frame == end.frame == 360
+        assert game is not None and game.frame == end.frame == 240
         assert game.chain.hex() == end.chain.hex() == hr["final_chain"]
     for stream, _ in watchers:
         stream.close(linger_ms=0)
