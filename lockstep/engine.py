@@ -146,17 +146,19 @@ class Engine(Generic[G]):
         delay_frames: int,
         local_slot: int,
         local_inputs: Sequence[int],
+        remote_inputs: Sequence[int] = (),
         *,
         chain_every: int = DEFAULT_CHAIN_EVERY,
         history_frames: int = 120,
     ) -> Engine[G]:
         """An engine for a match taken up again at the game's frame by a new process (the one that
         played it crashed): `local_inputs` are ours from that frame on, as the peer sent them back;
-        the peer's inputs come from that frame on. Checks naming earlier frames find no history
-        here and are passed over, as ones older than the history always are."""
+        the peer's inputs come from that frame on, after `remote_inputs` (the neutral ones of frames
+        before the delay, when the match is taken up that early). Checks naming earlier frames find
+        no history here and are passed over, as ones older than the history always are."""
         engine = cls(game, delay_frames, local_slot, chain_every=chain_every, history_frames=history_frames)
         engine._local = deque(value & INPUT_MASK for value in local_inputs)
-        engine._remote = deque()
+        engine._remote = deque(value & INPUT_MASK for value in remote_inputs)
         # The peer resends what it sampled before it had to wait for us: up to our inputs it held
         # (as many as it sent back) and its delay beyond them.
         engine.max_ahead += len(local_inputs)

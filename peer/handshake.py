@@ -27,6 +27,7 @@ from peer.errors import LocalProtocolError, RemoteProtocolError
 from peer.messages import (
     HANDSHAKE_REASONS,
     MATCH_ID_SIZE,
+    MAX_ECHO_FRAMES,
     PROTOCOL_VERSION,
     Auth,
     Challenge,
@@ -232,7 +233,7 @@ class HostHandshake(_Handshake):
                 "rules_mismatch", f"simulation versions differ: host {SIM_VERSION}, joiner {joiner_sim}"
             )
             return
-        if message.purpose in (Purpose.PLAY, Purpose.WATCH) and (message.match_id or message.held):
+        if message.purpose is not Purpose.RESUME and (message.match_id or message.held or message.own_from):
             raise RemoteProtocolError("a hello to play or watch names a match or held inputs")
         if message.purpose is Purpose.RESUME and len(message.match_id) != MATCH_ID_SIZE:
             raise RemoteProtocolError("a hello to take a seat back names no match")
@@ -312,7 +313,7 @@ class HostHandshake(_Handshake):
         theirs = b""
         if self._peer_own_from < seat.held:
             found = seat.peer_inputs(self._peer_own_from)
-            if found is None:
+            if found is None or len(found) > MAX_ECHO_FRAMES:
                 self.refuse("auth_failed", f"the joiner's inputs from frame {self._peer_own_from} are gone")
                 return
             theirs = found
@@ -459,7 +460,7 @@ class JoinerHandshake(_Handshake):
             seat_proof = auth.seat_proof(seat.established.secret, self.nonce, message.nonce)
             if message.own_from < seat.held:  # the host lost its last inputs: we hold them
                 found = seat.peer_inputs(message.own_from)
-                if found is None:
+                if found is None or len(found) > MAX_ECHO_FRAMES:
                     self.leave("auth_failed", f"the host's inputs from frame {message.own_from} are gone")
                     return
                 echo = found

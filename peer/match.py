@@ -25,7 +25,7 @@ from lockstep.rollback import DEFAULT_MAX_ROLLBACK, AnyEngine, RollbackEngine
 from lockstep.state import State
 from peer.errors import RemoteProtocolError
 from peer.handshake import Seat
-from peer.messages import HANDSHAKE_REASONS, Netcode, Purpose
+from peer.messages import HANDSHAKE_REASONS, MAX_ECHO_FRAMES, Netcode, Purpose
 from peer.perturb import GameFactory, pong_game
 from peer.protocol import Connection, Ended, Established, RemoteChain, RemoteChat, RemoteInput
 
@@ -193,10 +193,10 @@ class MatchPeer:
             self._new_frames.append(FrameAdvanced(game.frame, frame_input, chain))
         start = max(len(self._recorded), est.delay_frames)
         # Ours from the last recorded frame on: neutral before the delay, then what the peer holds.
-        ours = bytes(start - len(self._recorded)) + est.echo
+        neutral = bytes(start - len(self._recorded))  # frames before the delay: nobody's input
         self.established = est
         self.engine = Engine[Any].taken_up(
-            game, est.delay_frames, est.local_slot, ours, chain_every=self._chain_every
+            game, est.delay_frames, est.local_slot, neutral + est.echo, neutral, chain_every=self._chain_every
         )
         self._taken_up_at = start + len(est.echo)
         self._sent.extend(LocalInput(start + i, value, 0, NO_CHECK_LAG) for i, value in enumerate(est.echo))
@@ -282,7 +282,6 @@ class MatchPeer:
             if isinstance(event, Established) and event.purpose is Purpose.RESUME:
                 if self.engine is None and self._recorded is not None:
                     self._take_up(event)
-                    self._resume(event, now_ms)
                 elif self.engine is None:
                     # A waiting room's handshake: the match's own peer takes it from here (`reconnect`),
                     # with every event after this one still queued.
@@ -476,7 +475,9 @@ def recorded_seat(established: Established, frame_inputs: bytes) -> Seat:
     start = max(len(frame_inputs), established.delay_frames)
     shift = 2 - 2 * established.local_slot  # where the peer's bits sit in a frame input
 
-    def peer_inputs(first: int) -> bytes:
+    def peer_inputs(first: int) -> bytes | None:
+        if start - first > MAX_ECHO_FRAMES:
+            return None  # no honest peer lacks that many: it would have stopped long before
         return bytes((value >> shift) & 3 for value in frame_inputs[first:])
 
     return Seat(established, start, start, peer_inputs)

@@ -237,6 +237,8 @@ PLAY_TRANSITIONS: dict[tuple[PlayState, type], _Handler] = {
     (PlayState.PLAYING, Chat): PlayingConnection._on_chat,
     (PlayState.CLOSING, Chat): PlayingConnection._on_chat,
     (PlayState.PLAYING, Watchers): PlayingConnection._on_watchers,
+    # The host may still be a frame from its end when we finished, and a spectator leave then.
+    (PlayState.CLOSING, Watchers): PlayingConnection._on_watchers,
     (PlayState.CLOSING, Input): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, ChainCheck): PlayingConnection._on_late_game_data,
     (PlayState.CLOSING, Ping): PlayingConnection._on_ping,

@@ -257,7 +257,7 @@ class Session:
         self._rollback_mark = (0, 0)  # (when, rollbacks then): the overlay's rate per second
         self._rollbacks_per_s = 0.0
         self._chat_out = list(options.chat)
-        self._watchers_told: tuple[int, int] | None = None  # (connection, count) the joiner was told
+        self._watchers_told: tuple[Connection, int] | None = None  # (connection, count) told the joiner
         self._next_chat_ms = 0
 
     # -- entry points ---------------------------------------------------------------------------
@@ -602,7 +602,7 @@ class Session:
 
     def _tell_watchers(self, peer: MatchPeer) -> None:
         """The host tells the joiner how many watch when it changes (and over a new connection)."""
-        told = (id(peer.connection), len(self.spectators))
+        told = (peer.connection, len(self.spectators))  # the object: a new connection is told anew
         if self.options.role is Role.HOST and told != self._watchers_told and peer.connection.playing:
             peer.connection.send_watchers(told[1])
             self._watchers_told = told

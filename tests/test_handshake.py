@@ -542,3 +542,26 @@ def test_a_secret_is_the_keys_business_too():
     from peer import auth
 
     assert auth.seat_secret(b"k", b"h" * 16, b"j" * 16) != auth.seat_secret(None, b"h" * 16, b"j" * 16)
+
+
+def test_sending_back_more_inputs_than_a_message_holds_is_refused_not_a_crash():
+    """A fake host asks a rejoining joiner for every input since frame 0 of a long match."""
+    from dataclasses import replace
+
+    from peer.handshake import JoinerHandshake, Seat
+    from peer.messages import MAX_ECHO_FRAMES, Challenge, Purpose
+
+    _, joiner_est = _played_match()
+    long_ago = MAX_ECHO_FRAMES + 100
+    seat = Seat(replace(joiner_est), long_ago, long_ago, lambda first: bytes(long_ago - first))
+    sent = []
+    machine = JoinerHandshake(JoinerConfig(None, "Jo", Purpose.RESUME, seat), b"J" * 16, 0, sent.append)
+    machine.handle(Challenge(b"x" * 16, False, b"", 0))
+    assert machine.ended is not None and machine.ended.reason == "auth_failed"
+
+
+def test_only_a_hello_that_takes_a_seat_back_may_name_inputs():
+    h = host()
+    h.receive_data(encode(Hello(PROTOCOL_VERSION, rules_id(Rules()), b"n" * 16, "Jo", own_from=5)), 1)
+    with pytest.raises(RemoteProtocolError, match="names a match or held inputs"):
+        events_of(h)

@@ -107,7 +107,9 @@ def _tracker_bots():
 
 
 @pytest.mark.parametrize("crashed", ["joiner", "host"])
-@pytest.mark.parametrize("delay, lag", [(2, 0), (2, 37), (5, 59), (0, 13)])
+@pytest.mark.parametrize(
+    "delay, lag", [(2, 0), (2, 37), (5, 59), (0, 13), (2, "all"), (5, "all but 3"), (0, "all")]
+)
 def test_a_player_that_crashed_takes_its_seat_back_from_its_replay(crashed, delay, lag):
     """Its replay holds the frames up to its last whole chunk (`lag` frames short of where it was);
     a new process re-simulates them, proves the secret, gets back its own inputs the crash lost,
@@ -123,12 +125,16 @@ def test_a_player_that_crashed_takes_its_seat_back_from_its_replay(crashed, dela
     clean = [f.frame_input for f in clean_joiner.take_frames()]
 
     host, joiner = make_pair(RULES, 7, delay_frames=delay, reconnect_ms=20_000)
-    run_pair(host, joiner, *_tracker_bots(), max_ticks=150)
+    early = isinstance(lag, str)  # a crash within the first second, before the first chunk
+    ticks = 40 if early else 150
+    run_pair(host, joiner, *_tracker_bots(), max_ticks=ticks)
     victim, survivor = (joiner, host) if crashed == "joiner" else (host, joiner)
     played = [f.frame_input for f in victim.take_frames()]
-    recorded = bytes(played[: max(0, len(played) - lag)])
+    # A crash in the first second leaves a replay of no frame, or of fewer than the delay.
+    keep = {"all": 0, "all but 3": 3}.get(lag) if isinstance(lag, str) else len(played) - lag
+    recorded = bytes(played[:keep])
     est = replace(victim.established, rtt_ms=0)  # what its replay's header says
-    now = 150 * 16 + 1
+    now = ticks * 16 + 1
     survivor.receive_data(b"", now)  # the crash: end of stream, no goodbye
     assert survivor.lost
     seat = recorded_seat(est, recorded)
