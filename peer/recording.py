@@ -4,6 +4,7 @@ frame consumer that writes every confirmed frame to it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Sequence
@@ -34,6 +35,9 @@ def default_replay_path(role: Role | str, now: float | None = None) -> str:
     return path
 
 
+PROBE_BYTES = 4096  # a replay's header and its first minute or so
+
+
 def check_record_path(path: str) -> bool:
     """Fail before any network activity when the replay could not be written; True when it
     created the (empty) file."""
@@ -52,11 +56,32 @@ def check_record_path(path: str) -> bool:
     # starts, and is removed when no match does (ReplayRecorder.close).
     existed = os.path.lexists(path)  # a dangling symlink exists too: its target is what gets made
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o644))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (0 if existed else os.O_EXCL), 0o644)
     except FileExistsError:
         return False  # created a moment ago by someone else: the writer will tell if it cannot write
     except OSError as exc:
         raise ReplayWriteError(f"cannot record to {path}: {exc.strerror or exc}") from None
+    try:
+        # A full disk (or a file size limit) must stop us now, not after the other player joined:
+        # write the first seconds of a replay and take them back. A file with content is the
+        # user's to keep until a match overwrites it: only the free space is looked at then.
+        if os.fstat(fd).st_size == 0:
+            probe = memoryview(bytes(PROBE_BYTES))
+            while probe:  # a size limit shows as a short write, then an error
+                probe = probe[os.write(fd, probe) :]
+            os.fsync(fd)
+            os.ftruncate(fd, 0)
+        else:
+            space = os.fstatvfs(fd)
+            if space.f_bavail * space.f_frsize < PROBE_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as exc:
+        os.close(fd)
+        if not existed:  # ours, and no match will come: no file either
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise ReplayWriteError(f"cannot record to {path}: {exc.strerror or exc}") from None
+    os.close(fd)
     return not existed
 
 

@@ -421,10 +421,11 @@ def test_joining_nowhere_is_exit_3_with_one_line(pong, tmp_path, address, needle
 
 
 def test_a_disk_that_fills_up_mid_match_ends_it_saying_why_and_keeps_what_was_written(pong, tmp_path):
-    """RLIMIT_FSIZE makes the joiner's disk "full" after 400 bytes: it leaves the match (exit 2,
-    the reason in one line, not "you quit"), and what it wrote stays readable."""
+    """RLIMIT_FSIZE makes the joiner's disk "full" after 5000 bytes (room for the check before the
+    match, not for the match): it leaves the match (exit 2, the reason in one line, not "you quit"),
+    and what it wrote stays readable."""
     limited = (
-        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (400, 400)); "
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (5000, 5000)); "
         "os.execv(sys.executable, [sys.executable, '-m', 'tools', *sys.argv[1:]])"
     )
     h = host(pong, "--points", "99", "--fast")
@@ -568,3 +569,27 @@ def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp
     assert code == 0 and [(r["kind"], r["frame"]) for r in described["resumes"]] == [
         ("rejoin", nr["rejoined_at_frame"])
     ]
+
+
+def test_a_disk_already_full_is_noticed_before_any_connection(pong, tmp_path):
+    """With no room for the replay, join says so at once (exit 2): nobody is kept waiting for a
+    match that could not be recorded, and no empty file is left behind."""
+    limited = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'tools', *sys.argv[1:]])"
+    )
+    h = host(pong, "--points", "1")
+    j = subprocess.run(
+        [sys.executable, "-c", limited, "join", f"127.0.0.1:{h.port()}", *BOT, "--record", "j.replay"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert j.returncode == 2, j.stderr
+    assert "cannot record to j.replay: File too large" in j.stderr and "Traceback" not in j.stderr
+    assert not (tmp_path / "j.replay").exists()
+    h.process.send_signal(signal.SIGINT)
+    h.finish()
+    assert not any("vs " in line or "refused" in line for line in h.lines)  # it never connected
