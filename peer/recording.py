@@ -92,9 +92,10 @@ class ReplayRecorder:
     removed again, while a file that was there before is the user's, even when empty.
     """
 
-    def __init__(self, path: str, *, created: bool) -> None:
+    def __init__(self, path: str, *, created: bool, host: bool = False) -> None:
         self.path = path
         self.created = created
+        self._host = host  # whose seat the replay records (a spectator's records none)
         self.error: str | None = None  # the first write failure, in one line
         self._writer: ReplayWriter | None = None
 
@@ -116,7 +117,9 @@ class ReplayRecorder:
                 created_unix,
                 netcode=established.netcode.name.lower(),
                 # Whoever holds this file may take the seat back after a crash (--rejoin/--resume).
-                seat=RecordedSeat(established.local_slot, established.match_id, established.secret)
+                seat=RecordedSeat(
+                    established.local_slot, established.match_id, established.secret, self._host
+                )
                 if established.secret
                 else None,
             )
@@ -178,7 +181,7 @@ class SeatError(Exception):
     """A replay that cannot give its seat back. `str()` is one line for a person."""
 
 
-def load_seat(path: str) -> tuple[Established, bytes]:
+def load_seat(path: str, role: Role) -> tuple[Established, bytes]:
     """The match a crashed player recorded, for `--rejoin`/`--resume`: as its header says, and the
     frames it holds, checked against their chains first."""
     try:
@@ -194,6 +197,11 @@ def load_seat(path: str) -> tuple[Established, bytes]:
         raise SeatError(
             f"{path} records no seat to take back (a spectator's, or from before pong could rejoin)"
         )
+    if seat.host != (role is Role.HOST):
+        whose, how = (
+            ("the host's", "pong host --resume") if seat.host else ("the joiner's", "pong join --rejoin")
+        )
+        raise SeatError(f"{path} is {whose} replay: take that seat back with {how}")
     if replay.netcode != "lockstep":
         raise SeatError("taking a seat back after a crash works in lockstep matches only, for now")
     result = verify_replay(replay)

@@ -231,7 +231,9 @@ class Session:
         self.clock = clock
         # The default name is reserved by creating it, so that file is ours from the start.
         self.recorder = ReplayRecorder(
-            options.record or default_replay_path(options.role), created=options.record is None
+            options.record or default_replay_path(options.role),
+            created=options.record is None,
+            host=options.role is Role.HOST,
         )
         self.record_path = self.recorder.path
         self.pacer = Pacer(options.fast)
@@ -268,7 +270,7 @@ class Session:
             return SessionResult("quit", str(exc), False, problem="usage")
         if self.options.take_seat_from is not None:
             try:
-                self._seat_replay = load_seat(self.options.take_seat_from)
+                self._seat_replay = load_seat(self.options.take_seat_from, self.options.role)
             except SeatError as exc:
                 return SessionResult("quit", str(exc), False, problem="usage")
         try:

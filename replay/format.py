@@ -18,9 +18,10 @@ Header::
                     then, only when the match was not lockstep or the seat is recorded, its
                     netcode (u8: 0 = lockstep, 1 = rollback); a reader of this version takes a
                     header without it as lockstep;
-                    then, optionally, the recorder's seat (SEAT bytes: its slot u8, the match id,
-                    the match's secret): what `pong join --rejoin` / `pong host --resume` prove
-                    to take that seat back after a crash. Whoever holds the file holds the seat.
+                    then, optionally, the recorder's seat (SEAT bytes: its slot u8, plus 2 when
+                    it is the host's; the match id; the match's secret): what `pong join --rejoin`
+                    and `pong host --resume` prove to take that seat back after a crash. Whoever
+                    holds the file holds the seat: share an unfinished replay with care.
     13+L    4     CRC32 of bytes 0 .. 13+L
 
 Record (chunk, chat line or footer)::
@@ -79,7 +80,8 @@ MAX_FILE_BYTES = 1 << 30  # about 800 hours of play; nothing bigger is a replay
 VALID_INPUT_MAX = 0x0F  # the four bits lockstep.inputs uses
 MATCH_ID_BYTES = 16
 SECRET_BYTES = 32
-SEAT = struct.Struct(f"<B{MATCH_ID_BYTES}s{SECRET_BYTES}s")  # slot, match id, secret
+SEAT = struct.Struct(f"<B{MATCH_ID_BYTES}s{SECRET_BYTES}s")  # slot (| HOST_SEAT), match id, secret
+HOST_SEAT = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class RecordedSeat:
     slot: int
     match_id: bytes
     secret: bytes
+    host: bool = False  # whose seat: the host's (taken back with --resume) or the joiner's (--rejoin)
 
 
 # How the match hid latency, by the header's netcode byte (peer.messages.Netcode's values). A

@@ -30,6 +30,7 @@ from replay.format import (
     CRC,
     FOOTER_FIXED,
     FORMAT_VERSION,
+    HOST_SEAT,
     MAGIC,
     MAX_CHUNK_FRAMES,
     MAX_FILE_BYTES,
@@ -480,9 +481,9 @@ def _parse_header(data: bytes, name: str) -> Header:
         pos += 1
         if with_seat:
             slot, match_id, secret = SEAT.unpack_from(data, pos)
-            if slot not in (0, 1):
+            if slot & ~(1 | HOST_SEAT):
                 raise malformed(f"the recorded seat is slot {slot}")
-            seat = RecordedSeat(slot, match_id, secret)
+            seat = RecordedSeat(slot & 1, match_id, secret, bool(slot & HOST_SEAT))
             pos += SEAT.size
     if pos != body_end:
         raise malformed(f"{body_end - pos} unexpected bytes at the end of the header")

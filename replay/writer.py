@@ -35,6 +35,7 @@ from replay.format import (
     DEFAULT_CHUNK_FRAMES,
     FOOTER_FIXED,
     FORMAT_VERSION,
+    HOST_SEAT,
     MAGIC,
     MATCH_ID_BYTES,
     MAX_CHAT_RECORD_BYTES,
@@ -101,7 +102,7 @@ def encode_header(
             or len(seat.secret) != SECRET_BYTES
         ):
             raise ValueError("a seat is a slot (0 or 1), a 16-byte match id and a 32-byte secret")
-        body += SEAT.pack(seat.slot, seat.match_id, seat.secret)
+        body += SEAT.pack(seat.slot | (HOST_SEAT if seat.host else 0), seat.match_id, seat.secret)
     prefix = struct.pack("<HH", FORMAT_VERSION, len(body))
     head = MAGIC + PREFIX.pack(FORMAT_VERSION, len(body), check_byte(prefix)) + body
     return head + CRC.pack(zlib.crc32(head))

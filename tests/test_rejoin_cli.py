@@ -22,24 +22,37 @@ def _replay(path, *, seat, finish=False, netcode="lockstep"):
     return path
 
 
-SEAT = RecordedSeat(1, b"m" * 16, b"s" * 32)
+JOINERS = RecordedSeat(1, b"m" * 16, b"s" * 32)
+HOSTS = RecordedSeat(0, b"m" * 16, b"s" * 32, host=True)
+COMMANDS = {
+    "join": (("join", "127.0.0.1:9", "--rejoin"), JOINERS, HOSTS),
+    "host": (("host", "--port", "0", "--resume"), HOSTS, JOINERS),
+}
 
 
 @pytest.mark.parametrize(
-    "make, needle",
+    "case, needle",
     [
-        (lambda p: p / "missing.replay", "cannot take a seat back from"),
-        (lambda p: _replay(p / "r.replay", seat=None), "records no seat to take back"),
-        (lambda p: _replay(p / "r.replay", seat=SEAT, finish=True), "is over (finished)"),
-        (lambda p: _replay(p / "r.replay", seat=SEAT, netcode="rollback"), "lockstep matches only"),
+        ("missing", "cannot take a seat back from"),
+        ("no seat", "records no seat to take back"),
+        ("finished", "is over (finished)"),
+        ("rollback", "lockstep matches only"),
+        ("the other side's", "replay: take that seat back with pong"),
     ],
 )
-@pytest.mark.parametrize(
-    "command", [("join", "127.0.0.1:9", "--rejoin"), ("host", "--port", "0", "--resume")]
-)
-def test_a_replay_that_cannot_give_a_seat_back_is_one_line_and_exit_2(pong, tmp_path, make, needle, command):
-    path = make(tmp_path)
-    result = pong(*command, str(path), "--headless", "--bot", "tracker", "--record", "new.replay", "--json")
+@pytest.mark.parametrize("command", ["join", "host"])
+def test_a_replay_that_cannot_give_a_seat_back_is_one_line_and_exit_2(pong, tmp_path, case, needle, command):
+    args, ours, theirs = COMMANDS[command]
+    path = tmp_path / "r.replay"
+    if case == "no seat":
+        _replay(path, seat=None)
+    elif case == "finished":
+        _replay(path, seat=ours, finish=True)
+    elif case == "rollback":
+        _replay(path, seat=ours, netcode="rollback")
+    elif case == "the other side's":
+        _replay(path, seat=theirs)
+    result = pong(*args, str(path), "--headless", "--bot", "tracker", "--record", "new.replay", "--json")
     code, out = result.finish(timeout=30)
     assert code == 2, result.stderr
     assert needle in result.stderr and "Traceback" not in result.stderr
