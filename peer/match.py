@@ -78,7 +78,9 @@ class MatchPeer:
         self._reconnect_ms = reconnect_ms
         self._sent: deque[LocalInput] = deque(maxlen=RESEND_KEEP)
         self.lost_since: int | None = None  # the connection broke at; paused until `reconnect`
-        self.lost_detail = ""  # why, and how the last try to get it back ended
+        self.lost_detail = ""  # why the connection was lost
+        self.last_try = ""  # how the last try to get it back ended, if one did
+        self._last_rtt_ms: int | None = None  # the round trip of the last connection that played
         self.reconnects = 0
         self.paused_ms = 0
         # A waiting room's handshake that came to take a seat back: for the match, not for this peer.
@@ -114,6 +116,8 @@ class MatchPeer:
         if self.lost_since is not None:
             if now_ms - self.lost_since > self._reconnect_ms:
                 detail = f"{self.lost_detail}; not back within {self._reconnect_ms // 1000} s"
+                if self.last_try:
+                    detail += f" (last try: {self.last_try})"
                 self._conclude("peer_timeout", detail, by_remote=True)
             return False  # paused: a lockstep match cannot move without both players
         if self._linger_until is not None and now_ms >= self._linger_until:
@@ -227,6 +231,14 @@ class MatchPeer:
         return self.established.delay_frames if self.established is not None else 0
 
     @property
+    def rtt_ms(self) -> int | None:
+        """The smoothed round trip of the match's connection; after a drop, of the last one that
+        played (a new one still in its handshake has measured nothing yet)."""
+        if self.connection.playing is not None:
+            self._last_rtt_ms = self.connection.rtt_ms
+        return self._last_rtt_ms if self._last_rtt_ms is not None else self.connection.rtt_ms
+
+    @property
     def lost(self) -> bool:
         """The connection broke and the match waits, paused, for it to come back."""
         return self.lost_since is not None and self.outcome is None
@@ -330,7 +342,7 @@ class MatchPeer:
             self.paused_ms += max(0, now_ms - self.lost_since)
             self.reconnects += 1
         self.lost_since = None
-        self.lost_detail = ""
+        self.lost_detail = self.last_try = ""
 
     def _fail_now(self, detail: str) -> None:
         self.connection.fail_remote(detail)
@@ -354,7 +366,9 @@ class MatchPeer:
         if self._dropped(ended):
             if self.lost_since is None:
                 self.lost_since = now_ms
-            self.lost_detail = ended.detail or ended.reason
+                self.lost_detail = ended.detail or ended.reason
+            else:
+                self.last_try = ended.detail or ended.reason
             return
         if ended.reason == "desync" and ended.by_remote:
             frame, chain = self._position()

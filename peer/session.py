@@ -513,6 +513,8 @@ class Session:
         if self.options.role is not Role.JOINER or peer.finished:
             return link
         if link.stream.closed or peer.connection.ended is not None:
+            if link.stream.close_reason and peer.connection.bytes_received == 0:
+                peer.last_try = link.stream.close_reason  # refused, unreachable: not a handshake
             if self._redial_at is None:  # this try failed: the next one after a while
                 self._redial_at = now + self._redial_backoff_ms
                 self._redial_backoff_ms = min(2 * self._redial_backoff_ms, REDIAL_MAX_MS)
@@ -542,7 +544,7 @@ class Session:
         try:
             stream = start_connect(opts.host, opts.port, CONNECT_TIMEOUT_MS)
         except TransportError as exc:
-            peer.lost_detail = str(exc)
+            peer.last_try = str(exc)
             self._redial_at = now + self._redial_backoff_ms
             return None
         self._poller.add(stream)
@@ -648,7 +650,7 @@ class Session:
             established=peer.established,
             stalled_ms=now - stalled_since if stalled_since is not None else 0,
             stalls=self.pacer.stalls,
-            rtt_ms=peer.connection.rtt_ms,
+            rtt_ms=peer.rtt_ms,
             bytes_per_s=bytes_per_s,
             last_agreed_chain=agreed,
             rollbacks_per_s=rollbacks_per_s,
@@ -688,7 +690,7 @@ class Session:
             paused_ms=peer.paused_ms,
             rejoined_at_frame=peer.rejoined_at_frame,
             spectators=self.spectators.total,
-            rtt_ms=peer.connection.rtt_ms,
+            rtt_ms=peer.rtt_ms,
             input_delay=est.delay_frames if est else None,
             netcode=est.netcode.name.lower() if est else None,
             local_slot=est.local_slot if est else None,
