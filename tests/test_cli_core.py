@@ -381,3 +381,9 @@ def test_a_release_from_another_thread_leaves_the_main_threads_hold_alone():
     finally:
         stopping.release()
     assert not stopping.held() and signal.getsignal(signal.SIGINT) == before
+
+
+def test_a_prefix_of_an_option_is_a_typo_not_the_option():
+    """argparse would take --headl as --headless; a typo must be told, with the option meant."""
+    result = run_pong("host", "--headl", "--bot", "tracker")
+    assert result.returncode == 2 and "unknown option --headl (did you mean --headless?)" in result.stderr

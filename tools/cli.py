@@ -14,7 +14,7 @@ import importlib.metadata
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tools import exitcodes, stopping
 from tools.exitcodes import CommandError
@@ -39,6 +39,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse, plus the promise of --json: even a usage error ends with one JSON object."""
 
     json_errors = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No prefixes: `--headl` taken silently as --headless hides typos, and a later option
+        # that shares a prefix would change what an old command line means.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         stopping.hold()  # its last words, like a result's, are not cut by a signal
