@@ -48,7 +48,7 @@ class Spectators:
         if self.limit == 0:
             return "this host takes no spectators"
         if len(self._watching) >= self.limit:
-            return f"this host already has its {self.limit} spectators"
+            return f"this host already has as many spectators as it takes ({self.limit})"
         return None
 
     def admit(self, link: Link) -> str | None:

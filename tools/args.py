@@ -113,7 +113,7 @@ def _check_host(host: str, text: str) -> None:
     except ValueError:
         if host.isdigit() and 0 < int(host) <= 65535 and host == text.strip():
             raise argparse.ArgumentTypeError(
-                f"{host} is a port, not an address: use {LOCAL_HOST}:{int(host)} to join this machine "
+                f"{host} is a port, not an address: use {LOCAL_HOST}:{int(host)} for this machine "
                 f"(or HOST:{int(host)} for another)"
             ) from None
         raise argparse.ArgumentTypeError(

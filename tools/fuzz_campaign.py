@@ -208,7 +208,7 @@ def run_campaign(
         left = max(deadline - now, 0.0)
         failed = f", {len(result.failures)} FAILED" if result.failures else ""
         return (
-            f"fuzz: {examples():,} examples, {len(properties)} "
+            f"fuzz: {_examples(examples())}, {len(properties)} "
             f"{'property' if len(properties) == 1 else 'properties'}{failed}, "
             f"{'' if current[0] == 'done' else 'now '}{current[0]}, {left:.0f} s left"
         )
@@ -468,3 +468,7 @@ def _regression_source(
         "",
     ]
     return "\n".join(lines)
+
+
+def _examples(count: int) -> str:
+    return f"{count:,} example{'' if count == 1 else 's'}"

@@ -237,7 +237,7 @@ def _status(
     left = max(start + seconds - time.monotonic(), 0.0)
     count = f"{len(names)} {'property' if len(names) == 1 else 'properties'}"
     return (
-        f"fuzz: {examples:,} examples, {count}, {len(children)} workers"
+        f"fuzz: {examples:,} example{'' if examples == 1 else 's'}, {count}, {len(children)} workers"
         + (f", {failed} FAILED" if failed else "")
         + ("" if done else f", {left:.0f} s left")
     )
