@@ -4,7 +4,10 @@ spectators made of the protocol's own machines where a test needs one that misbe
 from __future__ import annotations
 
 import json
+import signal
 import time
+
+import pytest
 
 from lockstep.game import Game
 from lockstep.rules import Rules, rules_id, split_rules_id
@@ -323,3 +326,18 @@ def test_a_host_with_no_room_for_spectators_refuses_them_spectators_full(pong, t
     assert code == 3 and result is not None and result["result"] == "spectators_full", s.lines
     assert "takes no spectators" in result["detail"]
     assert h.process.poll() is None  # still waiting for its player
+
+
+@pytest.mark.parametrize(
+    "key, says",
+    [("wrong", "wrong key: the host uses a different --key / PONG_KEY"), (None, "the host uses a key")],
+)
+def test_a_refused_key_is_said_as_pong_join_says_it(pong, key, says):
+    h = pong("host", "--port", "0", "--headless", "--bot", "tracker", "--key", "right")
+    port = h.port()
+    s = pong("watch", f"127.0.0.1:{port}", *WATCH, *(("--key", key) if key else ()))
+    code, result = s.finish()
+    assert code == 3 and result["result"] == "auth_failed"
+    assert f"pong: error: {says}" in s.stderr and "auth_failed:" not in s.stderr
+    h.process.send_signal(signal.SIGINT)
+    h.finish()

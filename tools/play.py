@@ -348,17 +348,22 @@ def players_words(result: SessionResult, options: SessionOptions) -> str:
         return f"{detail}: check that `pong host` runs there, and the address and port"
     if not joiner:
         return detail
-    if result.result == "auth_failed":
-        if options.key is None:
-            return "the host uses a key: give the same one with --key or PONG_KEY"
-        if "not use a key" in detail:
-            return "the host uses no key: leave out --key and PONG_KEY"
-        return "wrong key: the host uses a different --key / PONG_KEY"
+    if result.result == "auth_failed" and options.take_seat_from is None:  # (a seat's secret: as said)
+        return key_words(detail, options.key)
     if result.result == "protocol_error" and "not a Lockstep Pong peer" in detail:
         return f"that is not a pong host: something else answers at {where}"
     if result.result == "handshake_timeout" and result.bytes_received == 0:
         return f"{where} accepted the connection but never answered: that is not a pong host, or it is stuck"
     return detail
+
+
+def key_words(detail: str, key: bytes | None) -> str:
+    """A refused key, in the words of someone who just wants to play or watch."""
+    if key is None:
+        return "the host uses a key: give the same one with --key or PONG_KEY"
+    if "not use a key" in detail:
+        return "the host uses no key: leave out --key and PONG_KEY"
+    return "wrong key: the host uses a different --key / PONG_KEY"
 
 
 def summary(result: SessionResult) -> str:

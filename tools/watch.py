@@ -12,7 +12,7 @@ from tools import exitcodes, stopping
 from tools.args import address
 from tools.exitcodes import CommandError
 from tools.output import ERROR_PREFIX, report, say
-from tools.play import _key, chat_file_lines, silence_seconds
+from tools.play import _key, chat_file_lines, key_words, silence_seconds
 
 if TYPE_CHECKING:
     from peer.watch_window import WatchWindow
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     previous = stopping.install(on_signal)
     try:
         result = WatchSession(options, frontend, log=say).run()
+        if result.result == "auth_failed" and not result.followed:
+            result.detail = key_words(result.detail, options.key)  # as `pong join` says it
         code = exit_code(result)
         report(summary(result), result.as_json(), args.json, failed=code != exitcodes.OK)
         stopping.hold()
@@ -131,6 +133,6 @@ def summary(result: WatchResult) -> str:
         )
     if result.result == "quit" and result.problem is None:
         return f"stopped watching after {result.frames} frames{where}"
-    if result.problem is not None:  # it could not record, or not reach the host at all
+    if result.problem is not None or result.result == "auth_failed":  # said in the player's words
         return f"{ERROR_PREFIX}{result.detail}"
     return f"{ERROR_PREFIX}{result.result}: {result.detail}{where}"
