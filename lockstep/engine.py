@@ -102,6 +102,16 @@ class DesyncDetected:
 Event = FrameAdvanced | ChainToSend | DesyncDetected
 
 
+def check_chain(frame: int, local: bytes, bits: int | None, full: bytes | None) -> DesyncDetected | None:
+    """The peer's check of `frame` (its full chain, or its low bits) against ours: a desync, or
+    None when they agree. Both engines judge alike."""
+    if full is not None and full != local:
+        return DesyncDetected(frame, local, full, 64)
+    if bits is not None and bits != chain_bits(local):
+        return DesyncDetected(frame, local, bits.to_bytes(2, "little"), CHAIN_BITS)
+    return None
+
+
 class Engine(Generic[G]):
     def __init__(
         self,
@@ -315,10 +325,9 @@ class Engine(Generic[G]):
                 if full is not None:
                     self._pending_full[frame] = full
             return  # older than our history: an honest peer never lags that far behind
-        if full is not None and full != local:
-            self._desync(DesyncDetected(frame, local, full, 64))
-        elif bits is not None and bits != chain_bits(local):
-            self._desync(DesyncDetected(frame, local, bits.to_bytes(2, "little"), CHAIN_BITS))
+        desync = check_chain(frame, local, bits, full)
+        if desync is not None:
+            self._desync(desync)
         elif frame > self._last_agreed:
             self._last_agreed = frame
 

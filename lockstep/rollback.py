@@ -22,7 +22,6 @@ from collections import deque
 from typing import Any, Generic, TypeVar
 
 from lockstep.engine import (
-    CHAIN_BITS,
     CHAIN_BITS_MASK,
     DEFAULT_CHAIN_EVERY,
     MAX_CHECK_LAG,
@@ -36,6 +35,7 @@ from lockstep.engine import (
     LocalInput,
     RemoteAheadError,
     chain_bits,
+    check_chain,
 )
 from lockstep.inputs import INPUT_MASK
 from lockstep.rules import TICKS_PER_SECOND
@@ -323,10 +323,9 @@ class RollbackEngine(Generic[G]):
         local = self._chain_of(frame)
         if local is None:
             return  # older than our history: an honest peer never lags that far behind
-        if full is not None and full != local:
-            self._desync(DesyncDetected(frame, local, full, 64))
-        elif bits is not None and bits != chain_bits(local):
-            self._desync(DesyncDetected(frame, local, bits.to_bytes(2, "little"), CHAIN_BITS))
+        desync = check_chain(frame, local, bits, full)
+        if desync is not None:
+            self._desync(desync)
         elif frame > self._last_agreed:
             self._last_agreed = frame
 

@@ -19,6 +19,7 @@ from replay.render import (
     NoDisplayError,
     draw_state,
     draw_text,
+    hold_end_screen,
     open_window,
     window_gone,
 )
@@ -104,17 +105,9 @@ class WatchWindow:
             if (result.result == "quit" and result.problem is None) or window_gone():
                 return
             headline, lines = end_text(result)
-            deadline = time.monotonic() + self.end_screen_ms / 1000
-            clock = pygame.time.Clock()
-            while time.monotonic() < deadline and not self.quit:
-                for event in pygame.event.get():
-                    if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
-                        return
-                if window_gone():
-                    return
-                self.render_end(headline, lines)
-                pygame.display.flip()
-                clock.tick(30)
+            hold_end_screen(
+                pygame, self.end_screen_ms, lambda: self.render_end(headline, lines), lambda: self.quit
+            )
         finally:
             pygame.quit()
 

@@ -27,6 +27,7 @@ from replay.render import (
     court_layout,
     draw_state,
     draw_text,
+    hold_end_screen,
     open_window,
     paddle_rects,
     window_gone,
@@ -174,17 +175,9 @@ class WindowFrontend:
             if (result.result == "quit" and not result.by_remote) or window_gone():
                 return
             headline, lines = result_text(result, names_of(self.established))
-            deadline = time.monotonic() + self.end_screen_ms / 1000
-            clock = pygame.time.Clock()
-            while time.monotonic() < deadline and not self.quit:
-                for event in pygame.event.get():
-                    if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
-                        return
-                if window_gone():
-                    return
-                self.render_end(headline, lines)
-                pygame.display.flip()
-                clock.tick(30)
+            hold_end_screen(
+                pygame, self.end_screen_ms, lambda: self.render_end(headline, lines), lambda: self.quit
+            )
         finally:
             pygame.quit()
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -353,6 +355,24 @@ def _watch_x_errors() -> None:
 def window_gone() -> bool:
     """Whether the window was destroyed by someone else: nothing can be drawn any more."""
     return _window_gone
+
+
+def hold_end_screen(
+    pygame: Any, end_screen_ms: int, draw: Callable[[], None], stop: Callable[[], bool]
+) -> None:
+    """Show an end screen (`draw`) until a key, a click, the close button, `stop()` (Ctrl-C), the
+    window going away, or `end_screen_ms`."""
+    deadline = time.monotonic() + end_screen_ms / 1000
+    clock = pygame.time.Clock()
+    while time.monotonic() < deadline and not stop():
+        for event in pygame.event.get():
+            if event.type in (pygame.QUIT, pygame.KEYDOWN, pygame.MOUSEBUTTONDOWN):
+                return
+        if window_gone():
+            return
+        draw()
+        pygame.display.flip()
+        clock.tick(30)
 
 
 def fallback_problem(driver: str) -> str | None:
