@@ -130,6 +130,17 @@ def test_a_stall_shows_waiting_for_peer_only_after_100ms(window):
     assert ALERT in colours_in(window.screen, band)
 
 
+def test_a_dropped_connection_says_it_is_reconnecting_over_the_field(window):
+    state = played_state()
+    h = window.screen.get_height()
+    band = (0, h // 2 - 20, window.screen.get_width(), 40)
+    message = "connection lost — reconnecting, 17 s"
+    window.render(View("reconnecting", message, state=state, rules=RULES, established=EST))
+    assert ALERT in colours_in(window.screen, band)
+    window.render(View("playing", state=state, rules=RULES, established=EST))
+    assert ALERT not in colours_in(window.screen, band)
+
+
 def test_the_end_screen_says_who_won(window):
     result = SessionResult(
         "finished", "match over", False, frames=9, score=(3, 11), local_slot=1, replay="m.replay"
