@@ -360,7 +360,7 @@ def test_a_wrong_key_is_refused_and_the_host_keeps_waiting_for_the_right_one(pon
 
 
 def test_a_third_connection_during_a_match_gets_session_full_and_the_match_goes_on(pong):
-    h = host(pong, "--frames", "240")
+    h = host(pong, "--frames", "120")
     port = h.port()
     j = join(pong, port)
     h.wait_line("vs ")
@@ -368,7 +368,7 @@ def test_a_third_connection_during_a_match_gets_session_full_and_the_match_goes_
     code, result = third.finish()
     assert code == 3 and result["result"] == "session_full"
     (hc, hr), (jc, jr) = h.finish(), j.finish()
-    assert hc == jc == 0 and hr["frames"] == jr["frames"] == 240
+    assert hc == jc == 0 and hr["frames"] == jr["frames"] == 120
     assert hr["final_chain"] == jr["final_chain"]
 
 
@@ -501,20 +501,20 @@ def test_a_replay_path_that_is_not_a_regular_file_is_refused_before_playing(pong
 def test_three_cuts_in_one_match_pause_it_and_it_ends_as_the_same_match_without_them(pong, tmp_path):
     """netsim resets every connection three times; the joiner redials, takes its seat back, and the
     match ends with the chain of the same match (seed, delay, bots) played without a cut."""
-    same = ("--frames", "240", "--seed", "5", "--delay", "2")
+    same = ("--frames", "180", "--seed", "5", "--delay", "2")
     h = host(pong, *same, "--fast", name="clean-host.replay")
     j = join(pong, h.port(), "--fast", name="clean-joiner.replay")
     (hc, clean), (jc, _) = h.finish(), j.finish()
     assert hc == jc == 0, (h.stderr, j.stderr)
     h = host(pong, *same, "--reconnect", "10")
     port = h.port()
-    with NetSim("127.0.0.1", port, cut_at_ms=(700, 1500, 2300)) as sim:
+    with NetSim("127.0.0.1", port, cut_at_ms=(500, 1100, 1700)) as sim:
         j = join(pong, sim.port, "--reconnect", "10")
         (hc, hr), (jc, jr) = h.finish(timeout=60), j.finish(timeout=60)
         assert sim.cuts_done == 3
     assert hc == jc == 0, (h.stderr, j.stderr)
     assert hr["final_chain"] == jr["final_chain"] == clean["final_chain"]
-    assert hr["frames"] == jr["frames"] == 240
+    assert hr["frames"] == jr["frames"] == 180
     assert hr["reconnects"] == jr["reconnects"] == 3
     assert hr["paused_ms"] > 0 and jr["paused_ms"] > 0
     verified(tmp_path / "host.replay")

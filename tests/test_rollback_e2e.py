@@ -77,8 +77,8 @@ def test_a_rollback_match_between_two_processes_at_100ms_rtt(pong, tmp_path):
         "host.replay",
         "--netcode",
         "rollback",
-        "--points",
-        "1",
+        "--frames",
+        "240",
         "--seed",
         "3",
     )

@@ -336,7 +336,7 @@ def test_without_a_display_the_window_commands_say_so_in_one_line(tmp_path, disp
 def test_two_real_windows_under_xvfb_play_a_match_driven_by_keys(tmp_path):
     from tests.xvfb import two_window_match
 
-    result = two_window_match(tmp_path, frames=240)
+    result = two_window_match(tmp_path, frames=150)
     assert result["host"]["result"] == result["joiner"]["result"] == "finished"
     assert result["host"]["final_chain"] == result["joiner"]["final_chain"]
     assert result["joiner_moved"], "the joiner's paddle must follow the keys sent by xdotool"
