@@ -544,6 +544,8 @@ def test_a_player_killed_mid_match_takes_its_seat_back_from_its_replay(pong, tmp
     victim.process.send_signal(signal.SIGKILL)
     victim.finish()
     if crashed == "joiner":
+        # A stranger with a copy of the header but not the secret is refused; the seat stays open.
+        assert _stranger_takes_seat(port, tmp_path / "joiner.replay") == "auth_failed"
         new = join(pong, port, "--rejoin", "joiner.replay", name="joiner-2.replay")
     else:
         new = pong(
@@ -593,3 +595,31 @@ def test_a_disk_already_full_is_noticed_before_any_connection(pong, tmp_path):
     h.process.send_signal(signal.SIGINT)
     h.finish()
     assert not any("vs " in line or "refused" in line for line in h.lines)  # it never connected
+
+
+def _stranger_takes_seat(port, replay_path):
+    """Dial as the crashed joiner would, knowing the match id but not its secret; the end's reason."""
+    from dataclasses import replace
+
+    from peer.handshake import Seat
+    from peer.messages import Purpose
+    from peer.recording import load_seat
+    from peer.transport import connect
+
+    established, frames = load_seat(str(replay_path), Role.JOINER)
+    forged = Seat(replace(established, secret=b"x" * 32), len(frames), len(frames))
+    config = JoinerConfig(None, "stranger", Purpose.RESUME, forged)
+    conn = Connection(Role.JOINER, 0, b"s" * 16, joiner=config)
+    stream = connect("127.0.0.1", port, 5000)
+    stream.send(conn.data_to_send())
+    deadline = time.monotonic() + 10
+    while conn.ended is None and time.monotonic() < deadline:
+        data = stream.pump(50)
+        if data or stream.closed:
+            conn.receive_data(data, 0)  # b"" once closed: the end of the stream
+        while conn.next_event() is not None:
+            pass
+        stream.send(conn.data_to_send())
+    stream.close(linger_ms=0)
+    assert conn.ended is not None, "the host never answered the stranger"
+    return conn.ended.reason
