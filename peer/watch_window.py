@@ -8,30 +8,20 @@ watching.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from lockstep.rules import TICKS_PER_SECOND
 from peer.messages import chat_text
 from peer.spectate import WatchResult, WatchView
+from peer.window import ALERT, END_SCREEN_MS, INFO, GameScreen
 from replay.render import (
     FOREGROUND,
-    GAME_WINDOW_SIZE,
     NoDisplayError,
     draw_state,
     draw_text,
-    hold_end_screen,
-    open_window,
     window_gone,
 )
 
 WindowUnavailable = NoDisplayError
-END_SCREEN_MS = 4000
-CHAT_SHOWN_MS = 6000  # a line stays over the field this long
-CHAT_LINES = 5
-FRAME_MS = 1000 // TICKS_PER_SECOND
-INFO = (200, 200, 200)
-ALERT = (255, 200, 80)
-DIM = (0, 0, 0, 160)
 
 
 def behind_text(frames: int) -> str:
@@ -65,51 +55,25 @@ def end_text(result: WatchResult) -> tuple[str, list[str]]:
     return headline, lines
 
 
-class WatchWindow:
+class WatchWindow(GameScreen):
     def __init__(self, end_screen_ms: int = END_SCREEN_MS) -> None:
-        self.screen = open_window(GAME_WINDOW_SIZE, "Lockstep Pong: watching", resizable=True)
-        import pygame
-
-        self.pygame: Any = pygame
-        self.quit = False
-        self.end_screen_ms = end_screen_ms
-        self.typing: str | None = None  # the chat line being typed, None when not typing
-        self.chat: list[tuple[float, str]] = []  # (shown until, line)
+        super().__init__("Lockstep Pong: watching", end_screen_ms)
         self._sent: list[str] = []
-        self._last_draw = 0.0
         self._names: tuple[str, str] | None = None
 
     # -- Watcher --------------------------------------------------------------------------------
     def show(self, view: WatchView) -> None:
         self.handle_events()
-        now = time.monotonic()
-        if now - self._last_draw < FRAME_MS / 1000:
-            return
-        self._last_draw = now
-        self.render(view)
-        self.pygame.display.flip()
-
-    def heard(self, name: str, text: str) -> None:
-        self.chat.append((time.monotonic() + CHAT_SHOWN_MS / 1000, f"{name}: {text}"))
-        del self.chat[:-CHAT_LINES]
+        if self._redraw_due():
+            self.render(view)
+            self.pygame.display.flip()
 
     def typed(self) -> str | None:
         return self._sent.pop(0) if self._sent else None
 
-    def quit_requested(self) -> bool:
-        return self.quit
-
     def finished(self, result: WatchResult) -> None:
-        pygame = self.pygame
-        try:
-            if (result.result == "quit" and result.problem is None) or window_gone():
-                return
-            headline, lines = end_text(result)
-            hold_end_screen(
-                pygame, self.end_screen_ms, lambda: self.render_end(headline, lines), lambda: self.quit
-            )
-        finally:
-            pygame.quit()
+        """No end screen when the spectator chose to stop watching."""
+        self._close(None if result.result == "quit" and result.problem is None else end_text(result))
 
     # -- input and drawing ----------------------------------------------------------------------
     def handle_events(self) -> None:
@@ -172,18 +136,3 @@ class WatchWindow:
         for line in lines:
             draw_text(self.screen, line, 10, y, 22, ALERT)
             y += 26
-
-    def render_end(self, headline: str, lines: list[str]) -> None:
-        surface = self.screen
-        shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
-        shade.fill(DIM)
-        surface.blit(shade, (0, 0))
-        top = -40 - 17 * len(lines)
-        self._centre_text(headline, top, 64, FOREGROUND)
-        for i, line in enumerate(lines):
-            self._centre_text(line, top + 60 + 34 * i, 28, INFO)
-        self._centre_text("press any key", top + 70 + 34 * len(lines), 22, INFO)
-
-    def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
-        width, height = self.screen.get_size()
-        draw_text(self.screen, text, width // 2, height // 2 + dy, size, colour, align="centre")

@@ -10,6 +10,7 @@ other side.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -109,23 +110,72 @@ def overlay_lines(view: View) -> list[str]:
     return lines
 
 
-class WindowFrontend:
-    def __init__(self, bot_name: str | None = None, end_screen_ms: int = END_SCREEN_MS) -> None:
-        self.screen = open_window(WINDOW_SIZE, "Lockstep Pong", resizable=True)
+class GameScreen:
+    """What the player's window and the spectator's share: the window, its redraw pace, the chat
+    heard, centred text and the end screen."""
+
+    def __init__(self, title: str, end_screen_ms: int) -> None:
+        self.screen = open_window(WINDOW_SIZE, title, resizable=True)
         import pygame
 
         self.pygame: Any = pygame
+        self.quit = False
+        self.end_screen_ms = end_screen_ms
+        self.typing: str | None = None  # the chat line being typed (Enter opens it), else None
+        self.chat: list[tuple[float, str]] = []  # (shown until, line)
+        self._last_draw = 0.0
+
+    def quit_requested(self) -> bool:
+        return self.quit
+
+    def heard(self, name: str, text: str) -> None:
+        self.chat.append((time.monotonic() + CHAT_SHOWN_MS / 1000, f"{name}: {text}"))
+        del self.chat[:-CHAT_LINES]
+
+    def _redraw_due(self) -> bool:
+        """At most one redraw a frame: the session shows every turn of its loop."""
+        now = time.monotonic()
+        if now - self._last_draw < FRAME_MS / 1000:
+            return False
+        self._last_draw = now
+        return True
+
+    def _close(self, end: tuple[str, list[str]] | None) -> None:
+        """The end screen (`end`: headline and lines) until a key, a click, the close button or
+        Ctrl-C, unless there is none to show or the window is gone already; then the window goes."""
+        try:
+            if end is not None and not window_gone():
+                draw = functools.partial(self.render_end, *end)
+                hold_end_screen(self.pygame, self.end_screen_ms, draw, lambda: self.quit)
+        finally:
+            self.pygame.quit()
+
+    def render_end(self, headline: str, lines: list[str]) -> None:
+        surface = self.screen
+        shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
+        shade.fill(DIM)
+        surface.blit(shade, (0, 0))
+        top = -40 - 17 * len(lines)
+        self._centre_text(headline, top, 64, FOREGROUND)
+        for i, line in enumerate(lines):
+            self._centre_text(line, top + 60 + 34 * i, 28, INFO)
+        self._centre_text("press any key", top + 70 + 34 * len(lines), 22, INFO)
+
+    def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
+        """A line centred across the window, `dy` pixels below its middle."""
+        width, height = self.screen.get_size()
+        draw_text(self.screen, text, width // 2, height // 2 + dy, size, colour, align="centre")
+
+
+class WindowFrontend(GameScreen):
+    def __init__(self, bot_name: str | None = None, end_screen_ms: int = END_SCREEN_MS) -> None:
+        super().__init__("Lockstep Pong", end_screen_ms)
         self.bot_name = bot_name
         self.bot: Bot | None = None
         self.established: Established | None = None
-        self.quit = False
         self.overlay = False
-        self.end_screen_ms = end_screen_ms
-        self._last_draw = 0.0
         # Keys held down, from KEYDOWN/KEYUP events: also sees posted events, unlike key.get_pressed().
         self._held: set[int] = set()
-        self.typing: str | None = None  # the chat line being typed (Enter opens it), else None
-        self.chat: list[tuple[float, str]] = []  # (shown until, line)
         self._said: list[str] = []
 
     # -- Frontend -------------------------------------------------------------------------------
@@ -148,38 +198,19 @@ class WindowFrontend:
         down = k.K_s in held or k.K_DOWN in held
         return (UP if up else NEUTRAL) | (DOWN if down else NEUTRAL)
 
-    def quit_requested(self) -> bool:
-        return self.quit
-
     def typed(self) -> str | None:
         return self._said.pop(0) if self._said else None
 
-    def heard(self, name: str, text: str) -> None:
-        self.chat.append((time.monotonic() + CHAT_SHOWN_MS / 1000, f"{name}: {text}"))
-        del self.chat[:-CHAT_LINES]
-
     def show(self, view: View) -> None:
         self.handle_events()
-        now = time.monotonic()
-        if now - self._last_draw < FRAME_MS / 1000:
-            return
-        self._last_draw = now
-        self.render(view)
-        self.pygame.display.flip()
+        if self._redraw_due():
+            self.render(view)
+            self.pygame.display.flip()
 
     def finished(self, result: SessionResult) -> None:
-        """The end screen until a key, a click, the close button or Ctrl-C; none when the local
-        player quit (they asked for the window to go) or the window is gone already."""
-        pygame = self.pygame
-        try:
-            if (result.result == "quit" and not result.by_remote) or window_gone():
-                return
-            headline, lines = result_text(result, names_of(self.established))
-            hold_end_screen(
-                pygame, self.end_screen_ms, lambda: self.render_end(headline, lines), lambda: self.quit
-            )
-        finally:
-            pygame.quit()
+        """No end screen when the local player quit: they asked for the window to go."""
+        quitter = result.result == "quit" and not result.by_remote
+        self._close(None if quitter else result_text(result, names_of(self.established)))
 
     # -- drawing (public so tests can render without the loop) ----------------------------------
     def handle_events(self) -> None:
@@ -263,17 +294,6 @@ class WindowFrontend:
             self._draw_overlay(view)
         self._draw_chat()
 
-    def render_end(self, headline: str, lines: list[str]) -> None:
-        surface = self.screen
-        shade = self.pygame.Surface(surface.get_size(), self.pygame.SRCALPHA)
-        shade.fill(DIM)
-        surface.blit(shade, (0, 0))
-        top = -40 - 17 * len(lines)
-        self._centre_text(headline, top, 64, FOREGROUND)
-        for i, line in enumerate(lines):
-            self._centre_text(line, top + 60 + 34 * i, 28, INFO)
-        self._centre_text("press any key", top + 70 + 34 * len(lines), 22, INFO)
-
     def _mark_own_paddle(self, view: View, slot: int) -> None:
         """A small arrow in the lane between the wall and the player's own paddle, pointing at it."""
         assert view.rules is not None and view.state is not None
@@ -296,8 +316,3 @@ class WindowFrontend:
         for line in lines:
             draw_text(self.screen, line, 10, y, 22, INFO)
             y += 22
-
-    def _centre_text(self, text: str, dy: int, size: int, colour: tuple[int, int, int] = FOREGROUND) -> None:
-        """A line centred across the window, `dy` pixels below its middle."""
-        width, height = self.screen.get_size()
-        draw_text(self.screen, text, width // 2, height // 2 + dy, size, colour, align="centre")
