@@ -126,6 +126,19 @@ class Seat:
     own_from: int = 0
     peer_inputs: Callable[[int], bytes | None] = field(default=lambda frame: b"")
 
+    def resumed(self, remote_name: str, resend_from: int, echo: bytes, own_from: int) -> Established:
+        """The match as it goes on over the new connection: the peer's stream continues at `held`,
+        ours at `resend_from`, and `echo` holds our inputs from `own_from` that the peer sent back."""
+        return replace(
+            self.established,
+            remote_name=remote_name,
+            purpose=Purpose.RESUME,
+            remote_inputs_from=self.held,
+            resend_from=resend_from,
+            own_from=own_from,
+            echo=echo,
+        )
+
 
 @dataclass(frozen=True)
 class Ended:
@@ -333,15 +346,7 @@ class HostHandshake(_Handshake):
         )
         self.state = HostState.DONE
         self.rtt_ms = est.rtt_ms
-        self.established = replace(
-            est,
-            remote_name=self.remote_name,
-            purpose=Purpose.RESUME,
-            remote_inputs_from=seat.held,
-            resend_from=self._resend_from,
-            own_from=self._own_from,
-            echo=echo,
-        )
+        self.established = seat.resumed(self.remote_name, self._resend_from, echo, self._own_from)
 
     def _admit_spectator(self) -> None:
         """A spectator proved the key: no round trip to measure, no seat. The stream goes to
@@ -532,15 +537,7 @@ class JoinerHandshake(_Handshake):
                 f"to {message.held}"
             )
         self.state = JoinerState.DONE
-        self.established = replace(
-            est,
-            remote_name=self.remote_name,
-            purpose=Purpose.RESUME,
-            remote_inputs_from=seat.held,
-            resend_from=message.held,
-            own_from=seat.own_from,
-            echo=message.echo,
-        )
+        self.established = seat.resumed(self.remote_name, message.held, message.echo, seat.own_from)
 
 
 def _unexpected(message: Message, first: bool, expected: str, state: str) -> RemoteProtocolError:
