@@ -174,9 +174,9 @@ def test_connections_that_trickle_a_hello_cannot_keep_a_real_player_out(pong):
     assert jc == 0 and jr is not None and jr["result"] == "finished", (attempts, jr, h.stderr)
     assert hc == 0 and hr is not None and hr["result"] == "finished"
     assert tricklers.connections >= MAX_HANDSHAKES
-    # A couple of seconds, not the 12 s and more that a byte now and then used to buy them; the
-    # bound is generous for a busy machine (each attempt starts a Python process).
-    assert seconds <= 10 and attempts <= 5, (attempts, seconds, h.lines[h_lines_mark:])
+    # Seated within a few tries, where a byte now and then used to buy them 26 and more (how long
+    # that takes is the machine's business: printed, not judged).
+    assert attempts <= 5, (attempts, seconds, h.lines[h_lines_mark:])
     print(f"seated after {attempts} attempts, {seconds:.1f} s, {tricklers.connections} trickling connections")
 
 

@@ -15,7 +15,7 @@ from lockstep.script import random_inputs
 from peer.handshake import Ended, Established, HostConfig, JoinerConfig
 from peer.messages import Input, MatchInfo, Netcode, Ping, Purpose, encode
 from peer.protocol import Connection, Role
-from peer.transport import Listener, Stream, connect
+from peer.transport import Listener, Poller, Stream, connect
 from peer.watching import (
     FramesIn,
     HostWatch,
@@ -173,9 +173,11 @@ def _fake_host(corrupt_at: int | None) -> tuple[Listener, MatchLog]:
 def _serve_one(listener: Listener, log: MatchLog, game_end: tuple[int, bytes]) -> None:
     """A host of only spectators, in this process: admit one, send it the match, say goodbye."""
     deadline = time.monotonic() + 20
+    poller = Poller([listener])
     while (stream := listener.accept()) is None:
         assert time.monotonic() < deadline
-        time.sleep(0.01)
+        poller.wait(50)  # until the spectator dials
+    poller.close()
     config = HostConfig(Rules(), 3, 2, purposes=frozenset({Purpose.WATCH}))
     conn = Connection(Role.HOST, 0, b"h" * 16, host=config)
     watcher: HostWatch | None = None
